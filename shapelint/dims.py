@@ -1,0 +1,343 @@
+"""Symbolic dimension algebra.
+
+A dimension is either a Python ``int`` (static), a :mod:`sympy` expression over
+positive integer symbols (``batch``, ``batch*64``, ``floor((H - 3)/2) + 1``), or
+``None`` (nothing is known).  A shape is a tuple of dimensions, or ``None`` when
+even the rank is unknown.
+
+Everything here is pure and cached: exported graphs repeat the same few
+expressions thousands of times.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import logging
+import re
+from dataclasses import dataclass
+from typing import Union
+
+import sympy
+
+__all__ = [
+    "Dim",
+    "Shape",
+    "Relation",
+    "symbol",
+    "fresh_symbol",
+    "is_static",
+    "is_named",
+    "parse_dim",
+    "format_dim",
+    "format_shape",
+    "compare",
+    "add",
+    "sub",
+    "mul",
+    "floordiv",
+    "ceildiv",
+    "mod",
+    "product",
+    "simplify",
+    "free_names",
+]
+
+logger = logging.getLogger(__name__)
+
+Dim = Union[int, sympy.Expr, None]
+Shape = Union[tuple, None]
+
+_FRESH_PREFIX = "unk__"
+_fresh_counter = itertools.count()
+
+
+@functools.lru_cache(maxsize=None)
+def symbol(name: str) -> sympy.Symbol:
+    """Return the positive integer symbol called ``name``.
+
+    >>> symbol("batch") * 2
+    2*batch
+    """
+    return sympy.Symbol(name, integer=True, positive=True)
+
+
+def fresh_symbol() -> sympy.Symbol:
+    """A new anonymous dimension (``unk__N``): unknown, but the same wherever it flows."""
+    return symbol(f"{_FRESH_PREFIX}{next(_fresh_counter)}")
+
+
+def is_static(d: Dim) -> bool:
+    """True for a known integer dimension."""
+    return isinstance(d, int)
+
+
+def is_named(sym: sympy.Symbol) -> bool:
+    """True for a symbol a user declared (``batch``), false for ``unk__N``."""
+    return not sym.name.startswith(_FRESH_PREFIX)
+
+
+def free_names(d: Dim) -> set[str]:
+    """Names of the user-declared symbols in ``d``."""
+    if d is None or isinstance(d, int):
+        return set()
+    return {s.name for s in d.free_symbols if is_named(s)}
+
+
+def simplify(d: Dim) -> Dim:
+    """Normalise: sympy integers become ``int``."""
+    if d is None or isinstance(d, int):
+        return d
+    if isinstance(d, bool):
+        return int(d)
+    if isinstance(d, sympy.Integer) or (isinstance(d, sympy.Expr) and d.is_Integer):
+        return int(d)
+    if isinstance(d, sympy.Expr):
+        return d
+    try:
+        return int(d)
+    except (TypeError, ValueError):
+        return None
+
+
+def _binary(fn):
+    @functools.wraps(fn)
+    def wrapper(a: Dim, b: Dim) -> Dim:
+        if a is None or b is None:
+            return None
+        try:
+            return simplify(fn(a, b))
+        except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+            return None
+
+    return wrapper
+
+
+@_binary
+def add(a, b):
+    return a + b
+
+
+@_binary
+def sub(a, b):
+    return a - b
+
+
+@_binary
+def mul(a, b):
+    return a * b
+
+
+@_binary
+def floordiv(a, b):
+    if isinstance(a, int) and isinstance(b, int):
+        return a // b
+    if b == 1:
+        return a
+    q = sympy.cancel(sympy.Rational(1) * a / b) if not isinstance(b, int) else a / sympy.Integer(b)
+    q = sympy.expand(q)
+    if q.is_integer or (q.is_polynomial() and all(c.is_integer for c in sympy.Poly(q).coeffs())):
+        return q
+    return sympy.floor(q)
+
+
+@_binary
+def ceildiv(a, b):
+    if isinstance(a, int) and isinstance(b, int):
+        return -(-a // b)
+    q = sympy.expand(a / sympy.sympify(b))
+    if q.is_integer:
+        return q
+    return sympy.ceiling(q)
+
+
+@_binary
+def mod(a, b):
+    if isinstance(a, int) and isinstance(b, int):
+        return a % b
+    return sympy.Mod(a, b)
+
+
+def product(dims) -> Dim:
+    """Product of dims; ``None`` if any is unknown.
+
+    >>> product([2, symbol("batch"), 3])
+    6*batch
+    """
+    out: Dim = 1
+    for d in dims:
+        out = mul(out, d)
+        if out is None:
+            return None
+    return out
+
+
+class Relation:
+    """Outcome of comparing two dims."""
+
+    EQUAL = "equal"  # proven equal for every value of the symbols
+    DIFFERENT = "different"  # proven different for every value
+    UNKNOWN = "unknown"  # depends on unknown dims
+    ONLY_WHEN = "only_when"  # equal only for particular values of named symbols
+
+
+@dataclass(frozen=True)
+class Comparison:
+    relation: str
+    # for ONLY_WHEN: {symbol name: value} bindings that make both sides equal
+    when: tuple = ()
+
+    def __bool__(self) -> bool:  # pragma: no cover - guard against misuse
+        raise TypeError("use .relation")
+
+    def describe(self) -> str:
+        return " or ".join(f"{k} == {v}" for k, v in self.when)
+
+
+@functools.lru_cache(maxsize=65536)
+def _compare_cached(a, b) -> Comparison:
+    diff = sympy.expand(sympy.sympify(a) - sympy.sympify(b))
+    if diff == 0:
+        return Comparison(Relation.EQUAL)
+    if diff.is_number:
+        return Comparison(Relation.DIFFERENT)
+    syms = diff.free_symbols
+    if any(not is_named(s) for s in syms):
+        return Comparison(Relation.UNKNOWN)
+    # positive integer symbols: a sign-definite difference is never zero
+    if diff.is_positive or diff.is_negative:
+        return Comparison(Relation.DIFFERENT)
+    if len(syms) == 1:
+        (s,) = syms
+        try:
+            sols = sympy.solve(sympy.Eq(sympy.sympify(a), sympy.sympify(b)), s)
+        except (NotImplementedError, ValueError, TypeError):
+            return Comparison(Relation.UNKNOWN)
+        ints = [int(v) for v in sols if getattr(v, "is_integer", False) and v > 0]
+        if not sols:
+            return Comparison(Relation.DIFFERENT)
+        if ints and len(ints) == len(sols):
+            return Comparison(Relation.ONLY_WHEN, tuple((s.name, v) for v in ints))
+        if not ints and all(getattr(v, "is_number", False) for v in sols):
+            return Comparison(Relation.DIFFERENT)
+    return Comparison(Relation.UNKNOWN)
+
+
+def compare(a: Dim, b: Dim) -> Comparison:
+    """Compare two dims symbolically.
+
+    >>> compare(symbol("batch") * 4, 8).relation
+    'only_when'
+    >>> compare(symbol("batch") * 4, 8).describe()
+    'batch == 2'
+    >>> compare(3, 4).relation
+    'different'
+    """
+    if a is None or b is None:
+        return Comparison(Relation.UNKNOWN)
+    if isinstance(a, int) and isinstance(b, int):
+        return Comparison(Relation.EQUAL if a == b else Relation.DIFFERENT)
+    if a == b:
+        return Comparison(Relation.EQUAL)
+    try:
+        return _compare_cached(a, b)
+    except (TypeError, ValueError, RecursionError):  # pragma: no cover - sympy corner cases
+        return Comparison(Relation.UNKNOWN)
+
+
+# ---------------------------------------------------------------- text form
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:/\-]*$")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_FUNCS = ("floor", "ceiling", "Mod", "Max", "Min")
+_parse_cache: dict[str, Dim] = {}
+
+
+def parse_dim(text: str) -> Dim:
+    """Parse a ``dim_param`` string back into a dim.
+
+    Plain names (``batch``, ``sequence_length``, even ``dynamic_axes_1`` or
+    ``s0``) become one symbol.  Expressions written by shapelint
+    (``batch*64``, ``(H - 3)//2 + 1``) are parsed into sympy.
+
+    >>> format_dim(parse_dim("batch*64"))
+    'batch*64'
+    """
+    if text in _parse_cache:
+        return _parse_cache[text]
+    out: Dim
+    if _IDENT.match(text):
+        out = symbol(text)
+    else:
+        names = {n: symbol(n) for n in _NAME.findall(text) if n not in _FUNCS}
+        names.update({n: getattr(sympy, n) for n in _FUNCS})
+        try:
+            out = simplify(sympy.sympify(text, locals=names))
+            if not isinstance(out, (int, sympy.Expr)):
+                out = symbol(text)
+        except Exception:  # noqa: BLE001 - any unparsable text is one opaque symbol
+            out = symbol(text)
+    if len(_parse_cache) < 100_000:
+        _parse_cache[text] = out
+    return out
+
+
+def format_dim(d: Dim) -> str:
+    """Human and ``dim_param`` form: symbols first, then coefficients.
+
+    >>> format_dim(symbol("batch") * 64)
+    'batch*64'
+    >>> format_dim(None)
+    '?'
+    """
+    if d is None:
+        return "?"
+    if isinstance(d, int):
+        return str(d)
+    return _format_expr(d)
+
+
+@functools.lru_cache(maxsize=65536)
+def _format_expr(e) -> str:
+    if isinstance(e, sympy.Mul):
+        coeff, rest = e.as_coeff_Mul()
+        if coeff != 1 and coeff.is_Integer:
+            inner = _format_expr(rest)
+            if isinstance(rest, sympy.Add):
+                inner = f"({inner})"
+            if coeff == -1:
+                return f"-{inner}"
+            return f"{inner}*{coeff}" if coeff > 0 else f"-{inner}*{-coeff}"
+    if isinstance(e, sympy.floor):
+        arg = e.args[0]
+        num, den = sympy.fraction(sympy.together(arg))
+        if den.is_Integer and den != 1:
+            n = _format_expr(num)
+            if not (num.is_Symbol or num.is_Integer):
+                n = f"({n})"
+            return f"{n}//{den}"
+    if isinstance(e, sympy.Add):
+        terms = sorted(e.args, key=lambda t: (t.is_number, sympy.default_sort_key(t)))
+        out = _format_expr(terms[0])
+        for t in terms[1:]:
+            if t.is_number and t < 0:
+                out += f" - {-t}"
+            elif isinstance(t, sympy.Mul) and t.as_coeff_Mul()[0] < 0:
+                out += f" - {_format_expr(-t)}"
+            else:
+                out += f" + {_format_expr(t)}"
+        return out
+    return str(e)
+
+
+def format_shape(shape: Shape) -> str:
+    """``(batch, 3, 224, 224)``, ``(?)`` for unknown rank.
+
+    >>> format_shape((symbol("batch"), 3))
+    '(batch, 3)'
+    """
+    if shape is None:
+        return "(?)"
+    if len(shape) == 1:
+        return f"({format_dim(shape[0])},)"
+    return "(" + ", ".join(format_dim(d) for d in shape) + ")"

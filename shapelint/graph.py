@@ -1,0 +1,390 @@
+"""``ModelGraph``: an ONNX model as a :class:`networkx.MultiDiGraph`.
+
+Graph nodes are ONNX nodes plus one node per graph input, initializer and
+graph output (``kind`` tells which); every edge is one tensor flowing from its
+producer to a consumer.  Subgraphs of If/Loop/Scan are walked too: their nodes
+carry the ``scope`` of the op that owns them, and a subgraph's use of an
+outer-scope tensor is an edge from the outer producer.
+
+Rules ask this object structural questions (``producer``, ``consumers``,
+``const``, ``source``); shapes live in the :class:`~shapelint.infer.ShapeTable`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+
+import networkx as nx
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+__all__ = ["ModelGraph", "NodeInfo", "GraphProblem", "CONST_LIMIT"]
+
+logger = logging.getLogger(__name__)
+
+#: constants with more elements than this are never materialised
+CONST_LIMIT = 4096
+
+_INPUT, _INIT, _OUTPUT, _OP = "input", "initializer", "output", "op"
+
+
+@dataclass
+class NodeInfo:
+    """Where an ONNX node sits: its graph-node key, scope and position."""
+
+    key: str
+    node: onnx.NodeProto
+    scope: str  # "" for the main graph, "/If_3/then_branch" for a subgraph
+    index: int
+
+
+@dataclass
+class GraphProblem:
+    """A structural defect found while building the graph."""
+
+    kind: str  # "cycle" | "duplicate-producer" | "missing-input" | "duplicate-node-name"
+    message: str
+    node: onnx.NodeProto | None = None
+
+
+@dataclass
+class ModelGraph:
+    """An ONNX model's dataflow graph.
+
+    >>> import onnx.parser
+    >>> m = onnx.parser.parse_model('''
+    ... <ir_version: 8, opset_import: ["" : 17]>
+    ... g (float[N, 4] x) => (float[N, 4] y) { t = Relu(x)  y = Neg(t) }''')
+    >>> g = ModelGraph.from_model(m)
+    >>> g.producer("t").op_type, [n.op_type for n in g.consumers("t")]
+    ('Relu', ['Neg'])
+    """
+
+    model: onnx.ModelProto
+    nx: nx.MultiDiGraph
+    nodes: list[onnx.NodeProto]  # main graph, in file order
+    problems: list[GraphProblem] = field(default_factory=list)
+    _producer: dict[str, onnx.NodeProto] = field(default_factory=dict, repr=False)
+    _consumers: dict[str, list[onnx.NodeProto]] = field(default_factory=dict, repr=False)
+    _info: dict[int, NodeInfo] = field(default_factory=dict, repr=False)
+    _initializers: dict[str, onnx.TensorProto] = field(default_factory=dict, repr=False)
+    _const_cache: dict[str, np.ndarray | None] = field(default_factory=dict, repr=False)
+    _order: list[onnx.NodeProto] | None = field(default=None, repr=False)
+
+    # ------------------------------------------------------------ building
+    @classmethod
+    def from_model(cls, model: onnx.ModelProto) -> "ModelGraph":
+        g = nx.MultiDiGraph()
+        nodes = list(model.graph.node)
+        self = cls(model=model, nx=g, nodes=nodes)
+        main = model.graph
+        for vi in main.input:
+            g.add_node(f"{_INPUT}:{vi.name}", kind=_INPUT, name=vi.name)
+        for t in main.initializer:
+            self._initializers[t.name] = t
+            g.add_node(f"{_INIT}:{t.name}", kind=_INIT, name=t.name)
+        for t in main.sparse_initializer:
+            self._initializers.setdefault(t.values.name, t.values)
+        stack = [(main, nodes, "")]
+        seen_names: dict[str, int] = {}
+        while stack:
+            graph, gnodes, scope = stack.pop()
+            if scope:
+                for t in graph.initializer:
+                    self._initializers.setdefault(t.name, t)
+            for i, node in enumerate(gnodes):
+                key = f"{_OP}:{scope}:{i}"
+                self._info[id(node)] = NodeInfo(key, node, scope, i)
+                g.add_node(key, kind=_OP, op_type=node.op_type, name=node.name, scope=scope)
+                if node.name:
+                    seen_names[node.name] = seen_names.get(node.name, 0) + 1
+                for out in node.output:
+                    if not out:
+                        continue
+                    if out in self._producer:
+                        other = self._producer[out]
+                        self.problems.append(
+                            GraphProblem(
+                                "duplicate-producer",
+                                f"tensor {out!r} is produced by both {other.name or other.op_type!r} "
+                                f"and {node.name or node.op_type!r}",
+                                node,
+                            )
+                        )
+                        continue
+                    self._producer[out] = node
+                for attr in node.attribute:
+                    subs = []
+                    if attr.type == onnx.AttributeProto.GRAPH:
+                        subs = [attr.g]
+                    elif attr.type == onnx.AttributeProto.GRAPHS:
+                        subs = list(attr.graphs)
+                    for j, sg in enumerate(subs):
+                        sub_scope = f"{scope}/{node.name or node.op_type}/{attr.name}" + (f"[{j}]" if len(subs) > 1 else "")
+                        for vi in sg.input:
+                            self._producer.setdefault(vi.name, node)
+                        stack.append((sg, list(sg.node), sub_scope))
+        for info in list(self._info.values()):
+            node = info.node
+            for inp in _all_inputs(node):
+                if not inp:
+                    continue
+                self._consumers.setdefault(inp, []).append(node)
+                src = self._source_key(inp)
+                if src is not None:
+                    g.add_edge(src, info.key, key=inp, tensor=inp)
+        for vi in main.output:
+            okey = f"{_OUTPUT}:{vi.name}"
+            g.add_node(okey, kind=_OUTPUT, name=vi.name)
+            src = self._source_key(vi.name)
+            if src is not None:
+                g.add_edge(src, okey, key=vi.name, tensor=vi.name)
+        known = {vi.name for vi in main.input} | set(self._initializers) | set(self._producer)
+        for node in nodes:
+            for inp in node.input:
+                if inp and inp not in known:
+                    self.problems.append(
+                        GraphProblem(
+                            "missing-input",
+                            f"input {inp!r} of {node.name or node.op_type!r} is produced by no node, "
+                            "graph input or initializer",
+                            node,
+                        )
+                    )
+        for name, count in seen_names.items():
+            if count > 1:
+                logger.debug("node name %r used %d times", name, count)
+        return self
+
+    def _source_key(self, tensor: str) -> str | None:
+        prod = self._producer.get(tensor)
+        if prod is not None:
+            return self._info[id(prod)].key
+        if tensor in self._initializers and self.nx.has_node(f"{_INIT}:{tensor}"):
+            return f"{_INIT}:{tensor}"
+        if self.nx.has_node(f"{_INPUT}:{tensor}"):
+            return f"{_INPUT}:{tensor}"
+        return None
+
+    # ------------------------------------------------------------ queries
+    @property
+    def graph(self) -> onnx.GraphProto:
+        return self.model.graph
+
+    @property
+    def opset(self) -> int:
+        """The default-domain opset version the model imports."""
+        for imp in self.model.opset_import:
+            if imp.domain in ("", "ai.onnx"):
+                return imp.version
+        return 1
+
+    def producer(self, tensor: str) -> onnx.NodeProto | None:
+        """The node that writes ``tensor`` (None for graph inputs and initializers)."""
+        node = self._producer.get(tensor)
+        if node is not None and tensor not in node.output:
+            return None  # a subgraph's own input, owned by its If/Loop/Scan
+        return node
+
+    def consumers(self, tensor: str) -> list[onnx.NodeProto]:
+        """Nodes that read ``tensor``, including from inside subgraphs."""
+        return list(self._consumers.get(tensor, ()))
+
+    def info(self, node: onnx.NodeProto) -> NodeInfo:
+        return self._info[id(node)]
+
+    def is_graph_input(self, tensor: str) -> bool:
+        return any(vi.name == tensor for vi in self.graph.input) and tensor not in self._initializers
+
+    def initializer(self, name: str) -> onnx.TensorProto | None:
+        """The initializer's proto (weights may still be on disk)."""
+        return self._initializers.get(name)
+
+    def const(self, tensor: str, limit: int = CONST_LIMIT) -> np.ndarray | None:
+        """Value of a small constant: an embedded initializer or a Constant node's output.
+
+        External or large tensors are never read: None.
+        """
+        if tensor in self._const_cache:
+            return self._const_cache[tensor]
+        value = None
+        init = self._initializers.get(tensor)
+        if init is not None:
+            value = tensor_value(init, limit)
+        else:
+            node = self._producer.get(tensor)
+            if node is not None and node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
+                value = constant_node_value(node, limit)
+        self._const_cache[tensor] = value
+        return value
+
+    def topological_order(self) -> list[onnx.NodeProto]:
+        """Main-graph nodes so that producers come before consumers.
+
+        A cycle is recorded in :attr:`problems` and the file order is used.
+        """
+        if self._order is not None:
+            return self._order
+        produced = {}
+        for i, node in enumerate(self.nodes):
+            for out in node.output:
+                if out:
+                    produced.setdefault(out, i)
+        indeg = [0] * len(self.nodes)
+        users: list[list[int]] = [[] for _ in self.nodes]
+        for i, node in enumerate(self.nodes):
+            deps = {produced[t] for t in _all_inputs(node) if t in produced and produced[t] != i}
+            indeg[i] = len(deps)
+            for d in deps:
+                users[d].append(i)
+        ready = [i for i in range(len(self.nodes)) if indeg[i] == 0]
+        ready.reverse()
+        order = []
+        while ready:
+            i = ready.pop()
+            order.append(i)
+            for u in reversed(users[i]):
+                indeg[u] -= 1
+                if indeg[u] == 0:
+                    ready.append(u)
+        if len(order) < len(self.nodes):
+            stuck = [self.nodes[i] for i in range(len(self.nodes)) if indeg[i] > 0]
+            self.problems.append(
+                GraphProblem(
+                    "cycle",
+                    f"the graph has a cycle through {len(stuck)} node(s), e.g. "
+                    f"{', '.join(repr(n.name or n.op_type) for n in stuck[:3])}",
+                    stuck[0],
+                )
+            )
+            placed = set(order)
+            order.extend(i for i in range(len(self.nodes)) if i not in placed)
+        self._order = [self.nodes[i] for i in order]
+        return self._order
+
+    def source(self, node: onnx.NodeProto | None) -> str | None:
+        """Where the exporter says this node came from, or None.
+
+        Reads, in order: the dynamo exporter's ``pkg.torch.onnx.stack_trace``
+        (last user frame, ``file.py:LINE``) and ``pkg.torch.onnx.name_scopes``,
+        a ``doc_string`` stack trace, then the TorchScript exporter's
+        ``/encoder/lstm/LSTM`` and tf2onnx/Keras ``model/lstm/...`` names.
+        """
+        if node is None:
+            return None
+        meta = {p.key: p.value for p in getattr(node, "metadata_props", ())}
+        frame = _last_frame(meta.get("pkg.torch.onnx.stack_trace", "")) or _last_frame(node.doc_string)
+        scope = _layer_from_scopes(meta.get("pkg.torch.onnx.name_scopes", ""))
+        if scope is None:
+            scope = layer_from_name(node.name)
+        if frame and scope:
+            return f"{scope} ({frame})"
+        return frame or scope
+
+
+def _all_inputs(node: onnx.NodeProto):
+    """Inputs of ``node`` plus outer-scope names its subgraphs read."""
+    yield from node.input
+    for attr in node.attribute:
+        subs = []
+        if attr.type == onnx.AttributeProto.GRAPH:
+            subs = [attr.g]
+        elif attr.type == onnx.AttributeProto.GRAPHS:
+            subs = list(attr.graphs)
+        for sg in subs:
+            yield from _outer_names(sg)
+
+
+def _outer_names(graph: onnx.GraphProto):
+    stack = [(graph, set())]
+    while stack:
+        g, bound = stack.pop()
+        local = set(bound) | {vi.name for vi in g.input} | {t.name for t in g.initializer}
+        for node in g.node:
+            for inp in node.input:
+                if inp and inp not in local:
+                    yield inp
+            local.update(o for o in node.output if o)
+            for attr in node.attribute:
+                if attr.type == onnx.AttributeProto.GRAPH:
+                    stack.append((attr.g, local))
+                elif attr.type == onnx.AttributeProto.GRAPHS:
+                    stack.extend((sg, local) for sg in attr.graphs)
+
+
+_FRAME = re.compile(r'File "([^"]+)", line (\d+)')
+
+
+def _last_frame(trace: str) -> str | None:
+    """The innermost user frame of a Python stack trace, as ``file.py:LINE``."""
+    if not trace:
+        return None
+    frames = _FRAME.findall(trace)
+    user = [f for f in frames if "site-packages" not in f[0] and "/torch/" not in f[0]]
+    pick = (user or frames)[-1:] if frames else []
+    if not pick:
+        return None
+    path, line = pick[0]
+    return f"{path.rsplit('/', 1)[-1]}:{line}"
+
+
+def _layer_from_scopes(scopes: str) -> str | None:
+    # dynamo: a repr of a list such as "['', 'encoder', 'encoder.lstm']"
+    names = re.findall(r"'([^']*)'", scopes)
+    names = [n for n in names if n]
+    return names[-1] if names else None
+
+
+def layer_from_name(name: str) -> str | None:
+    """``/encoder/lstm/LSTM`` → ``encoder.lstm``; ``model/lstm/while`` → ``model/lstm``.
+
+    >>> layer_from_name("/encoder/lstm/LSTM")
+    'encoder.lstm'
+    >>> layer_from_name("Relu_3") is None
+    True
+    """
+    if not name:
+        return None
+    if name.startswith("/"):
+        parts = [p for p in name.split("/") if p]
+        if len(parts) >= 2:
+            return ".".join(parts[:-1])
+        return None
+    if "/" in name:
+        return name.rsplit("/", 1)[0]
+    return None
+
+
+def tensor_value(t: onnx.TensorProto, limit: int = CONST_LIMIT) -> np.ndarray | None:
+    """numpy value of an embedded tensor with at most ``limit`` elements."""
+    if t.data_location == onnx.TensorProto.EXTERNAL:
+        return None
+    count = 1
+    for d in t.dims:
+        if d < 0:
+            return None
+        count *= d
+        if count > limit:
+            return None
+    try:
+        return numpy_helper.to_array(t)
+    except Exception:  # noqa: BLE001 - malformed tensors stay unknown
+        return None
+
+
+def constant_node_value(node: onnx.NodeProto, limit: int = CONST_LIMIT) -> np.ndarray | None:
+    for attr in node.attribute:
+        if attr.name == "value" and attr.type == onnx.AttributeProto.TENSOR:
+            return tensor_value(attr.t, limit)
+        if attr.name == "value_int":
+            return np.array(attr.i, dtype=np.int64)
+        if attr.name == "value_ints":
+            return np.array(list(attr.ints), dtype=np.int64)
+        if attr.name == "value_float":
+            return np.array(attr.f, dtype=np.float32)
+        if attr.name == "value_floats":
+            return np.array(list(attr.floats), dtype=np.float32)
+    return None

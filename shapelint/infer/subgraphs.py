@@ -1,0 +1,129 @@
+"""If, Loop and Scan: infer the bodies with the outer tensors in scope."""
+
+from __future__ import annotations
+
+import logging
+
+import onnx
+
+from ..dims import Relation, compare, fresh_symbol
+from .fallback import from_type_proto
+from .registry import NodeContext, values_of
+from .table import TensorInfo
+
+__all__ = ["infer_control_flow"]
+
+logger = logging.getLogger(__name__)
+
+
+def _graph_attr(node: onnx.NodeProto, name: str) -> onnx.GraphProto | None:
+    for a in node.attribute:
+        if a.name == name and a.type == onnx.AttributeProto.GRAPH:
+            return a.g
+    return None
+
+
+def _walk_body(inf, body: onnx.GraphProto, bound: dict[str, TensorInfo], opset_imports) -> list[TensorInfo]:
+    table = inf.table.tensors
+    for t in body.initializer:
+        table[t.name] = inf.initializer_info(t)
+    for name, info in bound.items():
+        table[name] = info
+    inf._depth += 1
+    try:
+        if inf._depth > 64:
+            return [TensorInfo() for _ in body.output]
+        inf.walk(list(body.node), opset_imports)
+    finally:
+        inf._depth -= 1
+    outs = []
+    for vi in body.output:
+        got = table.get(vi.name)
+        if got is None or (got.shape is None and got.dtype is None):
+            got = from_type_proto(vi.type)
+        outs.append(got)
+    return outs
+
+
+def _merge(a: TensorInfo, b: TensorInfo) -> TensorInfo:
+    if a.shape is None or b.shape is None or len(a.shape) != len(b.shape):
+        return TensorInfo(dtype=a.dtype or b.dtype, kind=a.kind, elem=a.elem)
+    dims = tuple(x if compare(x, y).relation == Relation.EQUAL else fresh_symbol() for x, y in zip(a.shape, b.shape))
+    return TensorInfo(dtype=a.dtype or b.dtype, shape=dims)
+
+
+def infer_control_flow(inf, ctx: NodeContext, opset_imports):
+    node = ctx.node
+    if node.op_type == "If":
+        then_g, else_g = _graph_attr(node, "then_branch"), _graph_attr(node, "else_branch")
+        if then_g is None or else_g is None:
+            return None
+        cond = values_of(ctx.input(0))
+        if cond is not None and len(cond) == 1 and isinstance(cond[0], int):
+            return _walk_body(inf, then_g if cond[0] else else_g, {}, opset_imports)
+        a = _walk_body(inf, then_g, {}, opset_imports)
+        b = _walk_body(inf, else_g, {}, opset_imports)
+        return [_merge(x, y) for x, y in zip(a, b)]
+    body = _graph_attr(node, "body")
+    if body is None:
+        return None
+    if node.op_type == "Loop":
+        # inputs: M, cond, v_initial...; body inputs: iter, cond, v...
+        carried = [ctx.input(i) for i in range(2, len(node.input))]
+        bound = {}
+        if len(body.input) >= 2:
+            bound[body.input[0].name] = TensorInfo(dtype=onnx.TensorProto.INT64, shape=())
+            bound[body.input[1].name] = TensorInfo(dtype=onnx.TensorProto.BOOL, shape=())
+        for vi, info in zip(body.input[2:], carried):
+            declared = from_type_proto(vi.type)
+            bound[vi.name] = info if info.dtype is not None else declared
+        outs = _walk_body(inf, body, bound, opset_imports)
+        n_carried = len(carried)
+        final = []
+        for k, info in enumerate(outs[1 : 1 + n_carried]):
+            init = carried[k] if k < len(carried) else TensorInfo()
+            final.append(_merge(init, info) if init.shape is not None else TensorInfo(dtype=info.dtype))
+        trip = values_of(ctx.input(0)) if ctx.has_input(0) else None
+        n = trip[0] if trip and not ctx.has_input(1) and isinstance(trip[0], int) else None
+        for info in outs[1 + n_carried :]:
+            if info.shape is None:
+                final.append(TensorInfo(dtype=info.dtype))
+            else:
+                final.append(TensorInfo(dtype=info.dtype, shape=(n if n is not None else fresh_symbol(),) + tuple(info.shape)))
+        return final[: len(node.output)]
+    if node.op_type == "Scan":
+        n_scan_in = ctx.attr("num_scan_inputs", 0)
+        ins = [ctx.input(i) for i in range(len(node.input))]
+        if ctx.opset < 9:
+            return None  # the sequence_lens input of Scan-8 shifts everything
+        n_state = len(ins) - n_scan_in
+        in_axes = list(ctx.attr("scan_input_axes", [0] * n_scan_in))
+        bound = {}
+        seq_len = None
+        for k, vi in enumerate(body.input):
+            if k >= len(ins):
+                break
+            info = ins[k]
+            if k >= n_state and info.shape is not None:
+                ax = in_axes[k - n_state] if k - n_state < len(in_axes) else 0
+                ax = ax + len(info.shape) if ax < 0 else ax
+                if ax >= len(info.shape):
+                    return None
+                seq_len = seq_len if seq_len is not None else info.shape[ax]
+                info = TensorInfo(dtype=info.dtype, shape=tuple(d for i, d in enumerate(info.shape) if i != ax))
+            bound[vi.name] = info
+        outs = _walk_body(inf, body, bound, opset_imports)
+        final = [_merge(ins[k], outs[k]) if ins[k].shape is not None else outs[k] for k in range(n_state)]
+        out_axes = list(ctx.attr("scan_output_axes", [0] * (len(outs) - n_state)))
+        for j, info in enumerate(outs[n_state:]):
+            if info.shape is None:
+                final.append(TensorInfo(dtype=info.dtype))
+                continue
+            ax = out_axes[j] if j < len(out_axes) else 0
+            r = len(info.shape) + 1
+            ax = ax + r if ax < 0 else ax
+            dims = list(info.shape)
+            dims.insert(ax, seq_len if seq_len is not None else fresh_symbol())
+            final.append(TensorInfo(dtype=info.dtype, shape=tuple(dims)))
+        return final[: len(node.output)]
+    return None

@@ -1,0 +1,84 @@
+"""What inference knows about each tensor, and the conflicts it met."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+
+from ..dims import Comparison, Dim, Shape, format_shape, product
+
+__all__ = ["TensorInfo", "Conflict", "ShapeTable", "UNKNOWN"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class TensorInfo:
+    """One tensor: element type, symbolic shape and, for small ones, its value.
+
+    ``value`` holds the elements of a small integer tensor symbolically (a flat
+    tuple of dims, e.g. the output of ``Shape``); ``const`` holds the exact
+    numpy value of a small constant.  ``kind`` is ``tensor``, ``sequence``,
+    ``optional`` or ``map``; ``elem`` describes a sequence's element.
+    """
+
+    dtype: int | None = None
+    shape: Shape = None
+    value: tuple | None = None
+    const: np.ndarray | None = None
+    kind: str = "tensor"
+    elem: "TensorInfo | None" = None
+
+    @property
+    def rank(self) -> int | None:
+        return None if self.shape is None else len(self.shape)
+
+    @property
+    def numel(self) -> Dim:
+        return None if self.shape is None else product(self.shape)
+
+    def __str__(self) -> str:
+        return format_shape(self.shape)
+
+
+UNKNOWN = TensorInfo()
+
+
+@dataclass
+class Conflict:
+    """An op whose inputs cannot all be right.
+
+    ``relation`` is ``different`` (fails for every value of the symbols) or
+    ``only_when`` (holds only for the values in ``when``, e.g. batch == 4).
+    """
+
+    node: onnx.NodeProto
+    kind: str  # "matmul" | "broadcast" | "concat" | "reshape" | "op" | "declared" | "unsupported"
+    message: str
+    requirement: str = ""
+    inputs: list[tuple[str, Shape]] = field(default_factory=list)
+    relation: str = "different"
+    when: Comparison | None = None
+    tensor: str | None = None
+
+
+@dataclass
+class ShapeTable:
+    """Inference results: tensor name → :class:`TensorInfo`, plus conflicts."""
+
+    tensors: dict[str, TensorInfo] = field(default_factory=dict)
+    conflicts: list[Conflict] = field(default_factory=list)
+    # main-graph node name -> names of the subgraph tensors inferred for it
+    declared: dict[str, TensorInfo] = field(default_factory=dict)
+
+    def get(self, name: str) -> TensorInfo:
+        return self.tensors.get(name, UNKNOWN) if name else UNKNOWN
+
+    def shape(self, name: str) -> Shape:
+        return self.get(name).shape
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.tensors

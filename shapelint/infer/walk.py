@@ -1,0 +1,213 @@
+"""The inference walk: every node in topological order, one handler each.
+
+For each node: shapelint's own handler where symbolic arithmetic or value
+propagation matters, else onnx's per-node inference; then, when every input
+is a small constant, constant folding for an exact result.  Conflicts become
+:class:`~shapelint.infer.table.Conflict` records and the walk goes on with
+whatever can still be known.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import onnx
+
+from ..dims import fresh_symbol, parse_dim
+from ..graph import ModelGraph, constant_node_value, tensor_value
+from . import ops  # noqa: F401 - registers the handlers
+from .fallback import FallbackError, from_type_proto, infer_with_onnx
+from .fold import fold
+from .registry import NodeContext, handler_for
+from .table import ShapeTable, TensorInfo
+
+__all__ = ["infer", "Inferencer"]
+
+logger = logging.getLogger(__name__)
+
+_DEFAULT_DOMAINS = ("", "ai.onnx")
+_KNOWN_DOMAINS = ("", "ai.onnx", "ai.onnx.ml", "ai.onnx.preview.training", "ai.onnx.preview")
+
+
+def infer(mg: ModelGraph, bindings: dict[str, int] | None = None) -> ShapeTable:
+    """Infer every tensor of ``mg``; ``bindings`` pins symbolic dims to integers."""
+    return Inferencer(mg, bindings).run()
+
+
+class Inferencer:
+    def __init__(self, mg: ModelGraph, bindings: dict[str, int] | None = None):
+        self.mg = mg
+        self.model = mg.model
+        self.table = ShapeTable()
+        self.bindings = dict(bindings or {})
+        self.opset_imports = list(self.model.opset_import) or [onnx.helper.make_opsetid("", 1)]
+        self.opset = mg.opset
+        self.ir_version = self.model.ir_version or onnx.IR_VERSION
+        self.functions = {(f.domain, f.name): f for f in self.model.functions}
+        self.unsupported: list[onnx.NodeProto] = []
+        self._depth = 0
+
+    # --------------------------------------------------------------- seeds
+    def seed_value_info(self, vi: onnx.ValueInfoProto) -> TensorInfo:
+        info = from_type_proto(vi.type)
+        if info.shape is not None and self.bindings:
+            info.shape = tuple(self._bind(d) for d in info.shape)
+        return info
+
+    def _bind(self, d):
+        if d is None or isinstance(d, int):
+            return d
+        names = {s.name: s for s in d.free_symbols}
+        subs = {names[k]: v for k, v in self.bindings.items() if k in names}
+        if not subs:
+            return d
+        out = d.subs(subs)
+        return int(out) if out.is_Integer else out
+
+    def run(self) -> ShapeTable:
+        g = self.model.graph
+        t = self.table.tensors
+        for init in g.initializer:
+            t[init.name] = self.initializer_info(init)
+        for sp in g.sparse_initializer:
+            t[sp.values.name] = TensorInfo(dtype=sp.values.data_type, shape=tuple(int(d) for d in sp.dims))
+        for vi in g.input:
+            if vi.name in t:
+                continue  # an initializer listed as input keeps its value
+            t[vi.name] = self.seed_value_info(vi)
+        self.walk(self.mg.topological_order(), self.opset_imports)
+        return self.table
+
+    def initializer_info(self, init: onnx.TensorProto) -> TensorInfo:
+        shape = tuple(int(d) for d in init.dims)
+        return TensorInfo(dtype=init.data_type, shape=shape, const=tensor_value(init))
+
+    # ---------------------------------------------------------------- walk
+    def walk(self, nodes, opset_imports) -> None:
+        for node in nodes:
+            try:
+                self.infer_node(node, opset_imports)
+            except RecursionError:
+                self._unknown_outputs(node)
+            except Exception as exc:  # noqa: BLE001 - a handler bug must not stop the run
+                logger.warning("inference of %s %r failed: %s", node.op_type, node.name, exc)
+                logger.debug("handler crash", exc_info=True)
+                self._unknown_outputs(node)
+
+    def _unknown_outputs(self, node) -> None:
+        for o in node.output:
+            if o and o not in self.table.tensors:
+                self.table.tensors[o] = TensorInfo()
+
+    def infer_node(self, node: onnx.NodeProto, opset_imports) -> None:
+        table = self.table
+        domain = node.domain or ""
+        opset = self._opset_for(domain, opset_imports)
+        ctx = NodeContext(node, table, opset)
+        outputs: list[TensorInfo | None] | None = None
+        fn = self.functions.get((domain, node.op_type))
+        if fn is not None:
+            outputs = self.infer_function(node, fn, ctx)
+        else:
+            handler = handler_for(domain, node.op_type)
+            if handler is not None:
+                outputs = handler(ctx)
+            elif node.op_type in ("If", "Loop", "Scan") and domain in _DEFAULT_DOMAINS:
+                from .subgraphs import infer_control_flow
+
+                outputs = infer_control_flow(self, ctx, opset_imports)
+        outputs = list(outputs) if outputs is not None else [None] * len(node.output)
+        outputs += [None] * (len(node.output) - len(outputs))
+        if any(o is None for o in outputs[: len(node.output)]):
+            fb = self.fallback(ctx, opset_imports)
+            if fb is not None:
+                outputs = [o if o is not None else f for o, f in zip(outputs, fb)]
+        outputs = [o if o is not None else TensorInfo() for o in outputs[: len(node.output)]]
+        # exact answer when every input is a small constant
+        if node.input and any(node.input):
+            folded = fold(node, ctx.inputs, outputs, opset_imports)
+            if folded is not None:
+                for o, f in zip(outputs, folded):
+                    if f.shape is not None:
+                        o.shape = f.shape
+                        o.const = f.const
+                        o.value = None
+                        if o.dtype is None:
+                            o.dtype = f.dtype
+        for name, info in zip(node.output, outputs):
+            if name:
+                table.tensors[name] = info
+
+    def _opset_for(self, domain: str, opset_imports) -> int:
+        for imp in opset_imports:
+            if (imp.domain or "") == domain or (domain == "" and imp.domain == "ai.onnx"):
+                return imp.version
+        return self.opset
+
+    def fallback(self, ctx: NodeContext, opset_imports) -> list[TensorInfo] | None:
+        node = ctx.node
+        domain = node.domain or ""
+        if domain not in _KNOWN_DOMAINS:
+            self.report_unsupported(ctx, f"custom op {domain}::{node.op_type}")
+            return None
+        try:
+            result = infer_with_onnx(node, ctx.inputs, opset_imports, self.ir_version)
+        except FallbackError as exc:
+            ctx.conflict("op", str(exc), requirement="")
+            return None
+        if result is None:
+            self.report_unsupported(ctx, f"op {node.op_type} is not in the ONNX {domain or 'ai.onnx'} opset the model imports")
+        return result
+
+    def report_unsupported(self, ctx: NodeContext, message: str) -> None:
+        self.unsupported.append(ctx.node)
+        ctx.conflict("unsupported", f"{message}: its output shapes are unknown from here on", inputs=[])
+
+    # ---------------------------------------------------------- functions
+    def infer_function(self, node: onnx.NodeProto, fn: onnx.FunctionProto, ctx: NodeContext):
+        """Infer a model-local function call by walking its body with bound inputs."""
+        if self._depth > 32:
+            return None
+        prefix = f"{node.name or node.op_type}::{id(node)}::"
+        body_table = self.table
+        rename = {}
+        for formal, actual in zip(fn.input, node.input):
+            rename[formal] = actual
+        attrs = {a.name: a for a in node.attribute}
+        for a in fn.attribute_proto:
+            attrs.setdefault(a.name, a)
+        body = []
+        for bnode in fn.node:
+            n = onnx.NodeProto()
+            n.CopyFrom(bnode)
+            del n.input[:]
+            n.input.extend(rename.get(i, prefix + i) if i else "" for i in bnode.input)
+            del n.output[:]
+            n.output.extend(prefix + o if o else "" for o in bnode.output)
+            new_attrs = []
+            for a in bnode.attribute:
+                if a.ref_attr_name:
+                    if a.ref_attr_name in attrs:
+                        b = onnx.AttributeProto()
+                        b.CopyFrom(attrs[a.ref_attr_name])
+                        b.name = a.name
+                        new_attrs.append(b)
+                else:
+                    new_attrs.append(a)
+            del n.attribute[:]
+            n.attribute.extend(new_attrs)
+            body.append(n)
+        imports = list(fn.opset_import) or self.opset_imports
+        self._depth += 1
+        try:
+            # conflicts inside a function body are reported on the calling node
+            before = len(body_table.conflicts)
+            self.walk(body, imports)
+            for c in body_table.conflicts[before:]:
+                c.node = node
+        finally:
+            self._depth -= 1
+        outs = [body_table.tensors.pop(prefix + o, TensorInfo()) for o in fn.output]
+        for k in [k for k in body_table.tensors if k.startswith(prefix)]:
+            del body_table.tensors[k]
+        return outs
