@@ -1,0 +1,142 @@
+"""A shape holds only for one value of a dynamic dim: the traced size was baked in.
+
+## What it does
+Finds shapes that are consistent only when a symbolic dim declared on a
+graph input (``batch``, ``seq``) takes one particular value, proven
+symbolically, and anchors the finding on the Reshape, Expand, Tile or
+ConstantOfShape whose constant shape froze that value.  Two patterns:
+
+* a consumer needs ``batch*32 == 128``, true only when ``batch == 4``;
+* a Reshape with a constant target turns an axis that was ``batch`` into
+  the literal 4 (the rest is absorbed by ``-1``).
+
+## Why is this bad?
+It is the most common way an exported model breaks in production: it runs
+at the batch size (or sequence length) it was traced with and fails, or
+silently mixes samples, at any other, although its input is declared
+dynamic.
+
+## Example
+```python
+def forward(self, x):                     # traced with batch 4
+    return self.fc(x.view(4, -1))         # torch.onnx records the literal 4
+```
+
+## Use instead
+```python
+    return self.fc(x.view(x.size(0), -1))   # or x.flatten(1)
+```
+Keras: ``Reshape`` targets exclude the batch axis; avoid ``tf.reshape(x,
+(4, -1))`` with a Python int.
+
+## Options
+None.
+
+## Limitations
+Only dims named by the graph's inputs are tracked; a size that is baked in
+and never meets a dynamic one (the whole graph is static) is not reported.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from shapelint.dims import format_dim, format_shape, free_names
+from shapelint.rule import Rule, Severity
+
+SHAPERS = ("Reshape", "Expand", "Tile", "ConstantOfShape")
+
+
+class TracedSizeBakedIn(Rule):
+    __doc__ = __doc__
+    code, slug, severity = "SL501", "traced-size-baked-in", Severity.ERROR
+    op_types = ()
+
+    def check(self, node, ctx):
+        reported = set()
+        for n in ctx.graph.topological_order():
+            if n.op_type == "Reshape":
+                found = self.reshape_freezes_axis(n, ctx)
+                if found:
+                    reported.add(id(n))
+                    yield found
+        for c in ctx.conflicts(relation="only_when"):
+            when = c.when.when if c.when is not None else ()
+            culprit = self.culprit(c.node, when, ctx)
+            if id(culprit) in reported:
+                continue
+            reported.add(id(culprit))
+            cond = c.when.describe() if c.when is not None else "one value of a dynamic dim"
+            if culprit is c.node:
+                msg = f"{c.node.op_type} is valid only when {cond}: {c.message}"
+            else:
+                msg = (f"{culprit.op_type} bakes in a constant shape {self.shape_text(culprit, ctx)}; downstream, "
+                       f"{c.node.op_type} {c.node.name!r} is then valid only when {cond}: {c.message}")
+            yield ctx.finding(culprit, msg, fix=self.fix_text(culprit), tensor=culprit.output[0] if culprit.output else None)
+
+    # -- a Reshape whose constant target replaces a dynamic axis by a literal
+    def reshape_freezes_axis(self, n, ctx):
+        target = ctx.const(n.input[1]) if len(n.input) > 1 else None
+        x = ctx.shape(n.input[0])
+        y = ctx.shape(n.output[0])
+        if target is None or x is None or y is None:
+            return None
+        target = [int(v) for v in target.reshape(-1)]
+        for axis, (d, t) in enumerate(zip(x, target)):
+            if isinstance(d, int) or t in (0, -1):
+                continue
+            names = free_names(d)
+            if len(names) != 1 or d.free_symbols != {s for s in d.free_symbols if s.name in names}:
+                continue
+            if not (d.is_Symbol and any(names & free_names(o) for o in y)):
+                continue
+            (name,) = names
+            return ctx.finding(
+                n,
+                f"Reshape to the constant shape {tuple(target)} turns axis {axis} ({name}) of {format_shape(x)} into "
+                f"the literal {t}; the result {format_shape(y)} is right only when {name} == {t}",
+                fix=self.fix_text(n),
+                tensor=n.output[0],
+            )
+        return None
+
+    # -- walk upstream to the node whose constant shape holds the baked value
+    def culprit(self, start, when, ctx):
+        values = {v for _, v in when}
+        names = {k for k, _ in when}
+        queue = deque([(start, 0)])
+        seen = {id(start)}
+        while queue:
+            n, depth = queue.popleft()
+            if n.op_type in SHAPERS and self.bakes(n, values, names, ctx):
+                return n
+            if depth >= 64:
+                continue
+            for t in n.input:
+                p = ctx.producer(t) if t else None
+                if p is not None and id(p) not in seen:
+                    seen.add(id(p))
+                    queue.append((p, depth + 1))
+        return start
+
+    def bakes(self, n, values, names, ctx):
+        idx = 0 if n.op_type == "ConstantOfShape" else 1
+        if len(n.input) <= idx:
+            return False
+        shape = ctx.const(n.input[idx])
+        if shape is None:
+            return False
+        consts = {int(v) for v in shape.reshape(-1)}
+        return bool(consts & values)
+
+    def shape_text(self, n, ctx):
+        idx = 0 if n.op_type == "ConstantOfShape" else 1
+        v = ctx.const(n.input[idx]) if len(n.input) > idx else None
+        return str(tuple(int(x) for x in v.reshape(-1))) if v is not None else "?"
+
+    def fix_text(self, n):
+        if n.op_type == "Reshape":
+            return ("take the dynamic size from the tensor instead of a literal: PyTorch x.view(x.size(0), -1) "
+                    "or x.flatten(1); Keras Reshape((...)) without the batch axis")
+        return ("build the target shape from the input's runtime shape: PyTorch x.expand(y.size(0), -1, -1) or "
+                "repeat(...) with sizes taken from tensors, not Python ints")
