@@ -37,6 +37,7 @@ def check(
     rules=None,
     options: dict | None = None,
     severity_overrides: dict | None = None,
+    rule_options: dict[str, dict] | None = None,
 ) -> FileReport:
     """Check one model; a file that cannot be read gives a report with ``error`` set."""
     start = time.perf_counter()
@@ -48,7 +49,7 @@ def check(
     mg = ModelGraph.from_model(model)
     table = infer(mg, bindings)
     chosen = select_rules(rules if rules is not None else load_rules(), select, ignore)
-    diags = run_rules(chosen, mg, table, path, options, severity_overrides)
+    diags = run_rules(chosen, mg, table, path, options, severity_overrides, rule_options=rule_options)
     return FileReport(path, diags, seconds=time.perf_counter() - start)
 
 

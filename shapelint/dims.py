@@ -86,7 +86,7 @@ def free_names(d: Dim) -> set[str]:
 
 def simplify(d: Dim) -> Dim:
     """Normalise: sympy integers become ``int``."""
-    if d is None or isinstance(d, int):
+    if d is None or type(d) is int:
         return d
     if isinstance(d, bool):
         return int(d)
@@ -164,6 +164,19 @@ def product(dims) -> Dim:
     >>> product([2, symbol("batch"), 3])
     6*batch
     """
+    dims = tuple(dims)
+    if all(type(d) is int for d in dims):
+        out = 1
+        for d in dims:
+            out *= d
+        return out
+    if any(d is None for d in dims):
+        return None
+    return _product_cached(dims)
+
+
+@functools.lru_cache(maxsize=65536)
+def _product_cached(dims) -> Dim:
     out: Dim = 1
     for d in dims:
         out = mul(out, d)

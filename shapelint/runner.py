@@ -31,7 +31,8 @@ def select_rules(rules, select=None, ignore=None) -> list[type[Rule]]:
     return chosen
 
 
-def run_rules(rules: list[type[Rule]], mg: ModelGraph, table: ShapeTable, path: str = "", options: dict | None = None, severity_overrides: dict | None = None) -> list[Diagnostic]:
+def run_rules(rules: list[type[Rule]], mg: ModelGraph, table: ShapeTable, path: str = "", options: dict | None = None, severity_overrides: dict | None = None, rule_options: dict[str, dict] | None = None) -> list[Diagnostic]:
+    """Findings of ``rules``; ``ctx.options`` is ``options`` updated with ``rule_options[code]``."""
     out: list[Diagnostic] = []
     by_op: dict[str, list[type[Rule]]] = {}
     whole: list[type[Rule]] = []
@@ -69,6 +70,8 @@ def run_rules(rules: list[type[Rule]], mg: ModelGraph, table: ShapeTable, path: 
 
     def call(cls, node):
         ctx.rule = cls
+        if rule_options:
+            ctx.options = {**(options or {}), **rule_options.get(cls.code, {})}
         try:
             for finding in instances[cls].check(node, ctx) or ():
                 emit(cls, finding)

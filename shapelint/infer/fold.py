@@ -30,11 +30,15 @@ _BOUNDED = {"NonZero", "Unique", "Compress", "TopK", "NonMaxSuppression", "Strin
 
 def fold(node, inputs: list[TensorInfo], outputs: list[TensorInfo], opset_imports, functions=()) -> list[TensorInfo] | None:
     """Evaluate ``node`` on constant inputs; None when not foldable."""
+    if any(n and not info.has_const for n, info in zip(node.input, inputs)):
+        return None
     if node.op_type in _NONDETERMINISTIC or node.domain not in ("", "ai.onnx"):
         return None
     if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
         return None
     present = [(n, i) for n, i in zip(node.input, inputs) if n]
+    if not all(i.has_const for _, i in present):
+        return None
     if any(i.const is None for _, i in present):
         return None
     total = sum(int(i.const.size) for _, i in present)

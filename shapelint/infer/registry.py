@@ -128,7 +128,11 @@ class NodeContext:
 
         Returns the dim to carry on with (the more informative side).
         """
+        if a is b or (type(a) is int and a == b):
+            return a
         cmp = compare(a, b)
+        if cmp.relation in (Relation.DIFFERENT, Relation.ONLY_WHEN) and callable(what):
+            what = what()
         if cmp.relation == Relation.DIFFERENT:
             self.conflict(kind, f"{what}: {format_dim(a)} vs {format_dim(b)}", requirement, cmp, inputs=inputs)
         elif cmp.relation == Relation.ONLY_WHEN:
@@ -174,6 +178,8 @@ def values_of(info: TensorInfo) -> tuple | None:
     c = info.const
     if c is not None and c.dtype.kind in "iub" and c.size <= 4096:
         return tuple(int(v) for v in c.reshape(-1))
+    if info.shape is not None and any(isinstance(d, int) and d == 0 for d in info.shape):
+        return ()  # an empty tensor's value is known whatever it was fed
     return None
 
 

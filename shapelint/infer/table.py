@@ -15,7 +15,7 @@ __all__ = ["TensorInfo", "Conflict", "ShapeTable", "UNKNOWN"]
 logger = logging.getLogger(__name__)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class TensorInfo:
     """One tensor: element type, symbolic shape and, for small ones, its value.
 
@@ -28,9 +28,33 @@ class TensorInfo:
     dtype: int | None = None
     shape: Shape = None
     value: tuple | None = None
-    const: np.ndarray | None = None
+    _const: np.ndarray | None = None
     kind: str = "tensor"
     elem: "TensorInfo | None" = None
+    #: an initializer whose value is read only when a handler asks for it
+    proto: onnx.TensorProto | None = None
+
+    def __init__(self, dtype=None, shape=None, value=None, const=None, kind="tensor", elem=None, proto=None):
+        self.dtype, self.shape, self.value, self._const = dtype, shape, value, const
+        self.kind, self.elem, self.proto = kind, elem, proto
+
+    @property
+    def const(self) -> np.ndarray | None:
+        if self._const is None and self.proto is not None:
+            from ..graph import tensor_value
+
+            self._const = tensor_value(self.proto)
+            self.proto = None
+        return self._const
+
+    @const.setter
+    def const(self, value) -> None:
+        self._const, self.proto = value, None
+
+    @property
+    def has_const(self) -> bool:
+        """True when a constant value is (or can be) known, without reading it."""
+        return self._const is not None or self.proto is not None
 
     @property
     def rank(self) -> int | None:

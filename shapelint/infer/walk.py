@@ -80,7 +80,8 @@ class Inferencer:
 
     def initializer_info(self, init: onnx.TensorProto) -> TensorInfo:
         shape = tuple(int(d) for d in init.dims)
-        return TensorInfo(dtype=init.data_type, shape=shape, const=tensor_value(init))
+        lazy = init if init.data_location != onnx.TensorProto.EXTERNAL else None
+        return TensorInfo(dtype=init.data_type, shape=shape, proto=lazy)
 
     # ---------------------------------------------------------------- walk
     def walk(self, nodes, opset_imports) -> None:

@@ -91,6 +91,9 @@ def broadcast(ctx: NodeContext, idx: list[int], kind: str = "broadcast") -> tupl
     shapes = [ctx.shape(i) for i in idx]
     if any(s is None for s in shapes):
         return None
+    first = shapes[0]
+    if all(s == first for s in shapes[1:]):
+        return first  # identical shapes broadcast to themselves
     rank = max((len(s) for s in shapes), default=0)
     out = []
     req = "each axis must be equal across operands or 1 (numpy broadcasting)"

@@ -36,7 +36,7 @@ def matmul(ctx: NodeContext):
         sa[-1],
         sb[-2],
         "matmul",
-        f"inner dimensions differ, {format_shape(a.shape)} @ {format_shape(b.shape)}",
+        lambda: f"inner dimensions differ, {format_shape(a.shape)} @ {format_shape(b.shape)}",
         INNER,
         inputs=[ia, ib],
     )
@@ -70,7 +70,7 @@ def gemm(ctx: NodeContext):
         ka,
         kb,
         "matmul",
-        f"inner dimensions differ, A{format_shape(a.shape)}{'ᵀ' if ta else ''} @ B{format_shape(b.shape)}{'ᵀ' if tb else ''}",
+        lambda: f"inner dimensions differ, A{format_shape(a.shape)}{'ᵀ' if ta else ''} @ B{format_shape(b.shape)}{'ᵀ' if tb else ''}",
         "Gemm computes op(A) @ op(B): op(A) is (M, K) and op(B) is (K, N)",
         inputs=[0, 1],
     )

@@ -23,10 +23,14 @@ def reduce(ctx: NodeContext):
         if axes is None:
             if x.shape is None:
                 return None
+            a = ctx.input(1)
+            if keep and a.shape is not None and len(a.shape) == 1 and a.shape[0] == len(x.shape):
+                return [ctx.out(x.dtype, (1,) * len(x.shape))]  # unique axes, all of them
             if keep:
                 return [ctx.out(x.dtype, tuple(fresh_symbol() for _ in x.shape))]
-            a = ctx.input(1)
             if a.shape is not None and len(a.shape) == 1 and isinstance(a.shape[0], int):
+                if a.shape[0] == len(x.shape):
+                    return [ctx.out(x.dtype, ())]
                 return [ctx.out(x.dtype, tuple(fresh_symbol() for _ in range(len(x.shape) - a.shape[0])))]
             return [ctx.out(x.dtype, None)]
     if x.shape is None:

@@ -204,6 +204,12 @@ def squeeze(ctx: NodeContext):
     axes = _axes(ctx, 1)
     if axes is None or x.shape is None:
         if x.shape is not None and axes is None:
+            n = ctx.shape(1)
+            ones = [i for i, d in enumerate(x.shape) if isinstance(d, int) and d == 1]
+            others_not_one = all(compare(d, 1).relation == Relation.DIFFERENT for i, d in enumerate(x.shape) if i not in ones)
+            if n is not None and len(n) == 1 and n[0] == len(ones) and others_not_one:
+                # as many axes as there are size-1 dims: it can only squeeze those
+                return [ctx.out(x.dtype, tuple(d for i, d in enumerate(x.shape) if i not in ones))]
             return [TensorInfo(dtype=x.dtype)]
         return None
     r = len(x.shape)

@@ -1,0 +1,325 @@
+"""Configuration files: ``[tool.shapelint]`` in pyproject.toml, or a shapelint.toml.
+
+The file is found by walking up from the first checked path (then from the
+working directory): in each folder ``shapelint.toml`` wins over a
+``pyproject.toml``, and a ``pyproject.toml`` without a ``[tool.shapelint]``
+table is passed over (ruff's rule).  Every key and value is checked: a typo
+is a one-line :class:`ConfigError`, never silently ignored.
+
+>>> cfg = parse_config({"select": ["SL1"], "fail-on": "warning", "dims": {"batch": 8}})
+>>> cfg.select, cfg.fail_on, cfg.dims
+(['SL1'], 'warning', {'batch': 8})
+>>> parse_config({"fail_on": "warning"})
+Traceback (most recent call last):
+...
+shapelint.config.ConfigError: unknown key 'fail_on' (did you mean 'fail-on'?)
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import logging
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "KEYS",
+    "FORMATS",
+    "SEVERITIES",
+    "find_config",
+    "load_config",
+    "parse_config",
+    "default_jobs",
+]
+
+logger = logging.getLogger(__name__)
+
+FORMATS = ("text", "json", "sarif", "github")
+SEVERITIES = ("error", "warning", "info")
+#: every key a config file may hold, with what it expects (the reference in docs/ci.md)
+KEYS = {
+    "select": "list of codes or prefixes to run",
+    "ignore": "list of codes or prefixes to skip",
+    "per-file-ignores": "table: glob -> list of codes or prefixes",
+    "severity": "table: code -> error | warning | info",
+    "fail-on": "error | warning | info",
+    "dims": "table: dim name -> integer >= 0",
+    "jobs": 'integer >= 1, or "auto"',
+    "format": " | ".join(FORMATS),
+    "plugins": "table: rule code or plugin name -> table of options",
+}
+_SELECTOR = re.compile(r"^(ALL|[A-Z]{1,8}[0-9]{0,3})$")
+_DIM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]*$")
+
+
+class ConfigError(Exception):
+    """A configuration file that cannot be used; ``str()`` is one line."""
+
+
+@dataclass
+class Config:
+    """The settings a config file gives; ``None`` where the file is silent."""
+
+    select: list[str] | None = None
+    ignore: list[str] | None = None
+    per_file_ignores: dict[str, list[str]] = field(default_factory=dict)
+    severity: dict[str, str] = field(default_factory=dict)
+    fail_on: str | None = None
+    dims: dict[str, int] = field(default_factory=dict)
+    jobs: int | None = None  # None: the machine's cores
+    format: str | None = None
+    plugins: dict[str, dict] = field(default_factory=dict)
+    #: the file it came from (None: defaults); per-file-ignores globs are relative to its folder
+    path: Path | None = None
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent if self.path is not None else Path.cwd()
+
+    # ------------------------------------------------------------ uses
+    def ignored_for(self, file: str) -> list[str]:
+        """Codes the ``per-file-ignores`` globs drop for ``file``.
+
+        A glob is matched (fnmatch, so ``*`` crosses folders, as in flake8)
+        against the file's path relative to the config's folder, and against
+        its bare name.
+
+        >>> Config(per_file_ignores={"legacy/*.onnx": ["SL5"], "x.onnx": ["SL1"]}).ignored_for("legacy/a/x.onnx")
+        ['SL5', 'SL1']
+        """
+        if not self.per_file_ignores:
+            return []
+        p = Path(file)
+        try:
+            rel = p.resolve().relative_to(self.root.resolve()).as_posix()
+        except ValueError:
+            rel = PurePosixPath(p.as_posix()).as_posix()
+        out: list[str] = []
+        for pattern, codes in self.per_file_ignores.items():
+            pat = pattern[2:] if pattern.startswith("./") else pattern
+            if fnmatch.fnmatchcase(rel, pat) or fnmatch.fnmatchcase(p.name, pat):
+                out.extend(codes)
+        return out
+
+    def rule_options(self, rules) -> dict[str, dict]:
+        """Per-rule options (``ctx.options``): a plugin's table, then the rule code's own on top."""
+        out: dict[str, dict] = {}
+        for cls in rules:
+            dist = plugin_name(cls.origin)
+            merged = {**self.plugins.get(dist, {}), **self.plugins.get(cls.code, {})} if dist else dict(self.plugins.get(cls.code, {}))
+            if merged:
+                out[cls.code] = merged
+        return out
+
+    def validate_against(self, rules) -> None:
+        """Codes and plugin names that name no installed rule are errors (ruff does the same)."""
+        codes = [cls.code for cls in rules]
+        names = {plugin_name(cls.origin) for cls in rules} - {None}
+
+        def known(sel: str) -> bool:
+            return sel == "ALL" or any(c.startswith(sel) for c in codes)
+
+        def check(key: str, sels) -> None:
+            for sel in sels or ():
+                if not known(sel):
+                    hint = difflib.get_close_matches(sel, codes, n=1)
+                    raise ConfigError(
+                        f"{key}: {sel!r} matches no installed rule"
+                        + (f" (did you mean {hint[0]!r}?)" if hint else "; `shapelint rules` lists them")
+                    )
+
+        check("select", self.select)
+        check("ignore", self.ignore)
+        for pattern, sels in self.per_file_ignores.items():
+            check(f"per-file-ignores.{pattern!r}", sels)
+        check("severity", [code for code in self.severity if code not in codes])
+        for key in self.plugins:
+            if key not in codes and key not in names:
+                hint = difflib.get_close_matches(key, [*codes, *sorted(names)], n=1)
+                raise ConfigError(
+                    f"plugins: {key!r} is neither an installed rule code nor a plugin name"
+                    + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                )
+
+
+def plugin_name(origin: str | None) -> str | None:
+    """``"shapelint-acme 0.1.0"`` → ``"shapelint-acme"``; None for built-ins.
+
+    >>> plugin_name("shapelint-acme 0.1.0"), plugin_name("built-in")
+    ('shapelint-acme', None)
+    """
+    if not origin or origin == "built-in":
+        return None
+    return origin.split(" ", 1)[0]
+
+
+def default_jobs() -> int:
+    """The cores this process may use (``os.cpu_count`` where affinity is unknown)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+# ---------------------------------------------------------------- discovery
+def _table_of(path: Path) -> dict | None:
+    """The shapelint table of a file: top level of shapelint.toml, ``[tool.shapelint]`` of pyproject."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc}") from None
+    if path.name == "pyproject.toml":
+        tool = data.get("tool", {})
+        table = tool.get("shapelint") if isinstance(tool, dict) else None
+        if table is not None and not isinstance(table, dict):
+            raise ConfigError(f"{path}: [tool.shapelint] must be a table")
+        return table
+    return data
+
+
+def find_config(start: str | os.PathLike | None = None) -> Path | None:
+    """The nearest shapelint.toml or pyproject.toml with ``[tool.shapelint]``, walking up."""
+    here = Path(start if start is not None else Path.cwd())
+    here = _existing_prefix(here).resolve()
+    if here.is_file():
+        here = here.parent
+    for folder in (here, *here.parents):
+        own = folder / "shapelint.toml"
+        if own.is_file():
+            return own
+        pyproject = folder / "pyproject.toml"
+        if pyproject.is_file() and _table_of(pyproject) is not None:
+            return pyproject
+    return None
+
+
+def _existing_prefix(p: Path) -> Path:
+    """A glob or a missing path → its longest existing folder prefix."""
+    parts = []
+    for part in p.parts:
+        if any(ch in part for ch in "*?["):
+            break
+        parts.append(part)
+    q = Path(*parts) if parts else Path(".")
+    while not q.exists() and q != q.parent:
+        q = q.parent
+    return q if q.exists() else Path(".")
+
+
+def load_config(path: str | os.PathLike | None = None, *, start=None) -> Config:
+    """Read ``path``, or the file :func:`find_config` finds from ``start``; defaults when none.
+
+    Errors name the file: ``pyproject.toml: [tool.shapelint] fail-on: ...``.
+    """
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"{p}: no such config file")
+        table = _table_of(p)
+        if table is None:
+            raise ConfigError(f"{p}: has no [tool.shapelint] table")
+    else:
+        p = find_config(start)
+        if p is None and start is not None:
+            p = find_config(None)
+        if p is None:
+            return Config()
+        table = _table_of(p)
+    where = f"{p}: [tool.shapelint] " if p.name == "pyproject.toml" else f"{p}: "
+    try:
+        cfg = parse_config(table or {})
+    except ConfigError as exc:
+        raise ConfigError(f"{where}{exc}") from None
+    cfg.path = p
+    logger.debug("config from %s", p)
+    return cfg
+
+
+# ---------------------------------------------------------------- validation
+def _type_name(v) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a table"}.get(
+        type(v), type(v).__name__
+    )
+
+
+def _selectors(key: str, value) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        raise ConfigError(f"{key}: expected a list of codes such as [\"SL1\", \"SL501\"], got {_type_name(value)}")
+    out = []
+    for v in value:
+        if not isinstance(v, str) or not _SELECTOR.match(v.strip().upper()):
+            raise ConfigError(f"{key}: {v!r} is not a rule code or prefix (e.g. SL201, SL2, ACME101, ALL)")
+        out.append(v.strip().upper())
+    return out
+
+
+def _choice(key: str, value, choices) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise ConfigError(f"{key}: {value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def _table(key: str, value) -> dict:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{key}: expected a table, got {_type_name(value)}")
+    return value
+
+
+def parse_config(table: dict) -> Config:
+    """Check every key and value of a shapelint table; build a :class:`Config`."""
+    cfg = Config()
+    for key, value in table.items():
+        if key not in KEYS:
+            hint = difflib.get_close_matches(key.replace("_", "-"), KEYS, n=1, cutoff=0.6)
+            raise ConfigError(
+                f"unknown key {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else f"; known keys: {', '.join(KEYS)}")
+            )
+        if key == "select":
+            cfg.select = _selectors(key, value)
+        elif key == "ignore":
+            cfg.ignore = _selectors(key, value)
+        elif key == "per-file-ignores":
+            cfg.per_file_ignores = {str(g): _selectors(f"{key}.{g!r}", v) for g, v in _table(key, value).items()}
+        elif key == "severity":
+            out = {}
+            for code, sev in _table(key, value).items():
+                if not re.match(r"^[A-Z]{1,8}[0-9]{3}$", code.upper()):
+                    raise ConfigError(f"severity: {code!r} is not a rule code (e.g. SL501)")
+                out[code.upper()] = _choice(f"severity.{code}", sev, SEVERITIES)
+            cfg.severity = out
+        elif key == "fail-on":
+            cfg.fail_on = _choice(key, value, SEVERITIES)
+        elif key == "dims":
+            out = {}
+            for name, n in _table(key, value).items():
+                if not _DIM_NAME.match(name):
+                    raise ConfigError(f"dims: {name!r} is not a dim name")
+                if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+                    raise ConfigError(f"dims.{name}: expected an integer >= 0, got {n!r}")
+                out[name] = n
+            cfg.dims = out
+        elif key == "jobs":
+            if value == "auto":
+                cfg.jobs = None
+            elif isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 256:
+                raise ConfigError(f'jobs: expected an integer from 1 to 256 or "auto", got {value!r}')
+            else:
+                cfg.jobs = value
+        elif key == "format":
+            cfg.format = _choice(key, value, FORMATS)
+        elif key == "plugins":
+            out = {}
+            for name, opts in _table(key, value).items():
+                out[name.upper() if re.match(r"^[A-Za-z]{1,8}[0-9]{3}$", name) else name] = dict(_table(f"plugins.{name}", opts))
+            cfg.plugins = out
+    return cfg

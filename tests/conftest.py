@@ -1,0 +1,35 @@
+"""Shared test helpers: fixture discovery and tiny inline models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import onnx
+import onnx.parser
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+
+
+def fixture_files():
+    return sorted(FIXTURES.rglob("*.onnx"))
+
+
+def expected_pairs(path: Path) -> list[tuple[str, str | None]]:
+    model = onnx.load(str(path), load_external_data=False)
+    props = {p.key: p.value for p in model.metadata_props}
+    return [tuple(p) for p in json.loads(props.get("shapelint.expect", "[]"))]
+
+
+def parse(text: str) -> onnx.ModelProto:
+    """A model from onnx's textual syntax (``onnx.parser``)."""
+    return onnx.parser.parse_model(text)
+
+
+@pytest.fixture(scope="session")
+def rules():
+    from shapelint.plugins import load_rules
+
+    return list(load_rules())

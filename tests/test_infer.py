@@ -1,0 +1,252 @@
+"""Symbolic shape inference on small inline models."""
+
+from __future__ import annotations
+
+import onnx
+
+from shapelint.check import check
+from shapelint.dims import format_shape
+from shapelint.graph import ModelGraph
+from shapelint.infer import infer
+from shapelint.shapes import infer_shapes
+
+from .conftest import parse
+
+
+def shapes_of(text, *names):
+    mg = ModelGraph.from_model(parse(text))
+    table = infer(mg)
+    return [format_shape(table.shape(n)) for n in names], table
+
+
+HEADER = '<ir_version: 8, opset_import: ["" : 17]>'
+
+
+def test_the_exporter_shape_subgraph_keeps_batch_symbolic():
+    (out,), table = shapes_of(
+        HEADER
+        + """
+        g (float[batch, 8, 4, 4] x) => (y) {
+            s = Shape(x)
+            zero = Constant<value = int64[1] {0}>()
+            b = Gather<axis=0>(s, zero)
+            minus = Constant<value = int64[1] {-1}>()
+            t = Concat<axis=0>(b, minus)
+            y = Reshape(x, t)
+        }""",
+        "y",
+    )
+    assert out == "(batch, 128)"
+    assert not table.conflicts
+
+
+def test_conv_and_pool_sizes_are_symbolic_floor_divisions():
+    (c, p), _ = shapes_of(
+        HEADER
+        + """
+        g (float[N, 3, H, W] x, float[16, 3, 3, 3] w) => (p) {
+            c = Conv<strides=[2, 2]>(x, w)
+            p = MaxPool<kernel_shape=[2, 2], strides=[2, 2]>(c)
+        }""",
+        "c",
+        "p",
+    )
+    assert c == "(N, 16, (H - 3)//2 + 1, (W - 3)//2 + 1)"
+    assert p.startswith("(N, 16, ")
+
+
+def test_lstm_outputs_follow_the_onnx_layout():
+    (y, yh), _ = shapes_of(
+        HEADER
+        + """
+        g (float[seq, batch, 32] x, float[2, 256, 32] w, float[2, 256, 64] r) => (y, yh) {
+            y, yh, yc = LSTM<hidden_size=64, direction="bidirectional">(x, w, r)
+        }""",
+        "y",
+        "yh",
+    )
+    assert y == "(seq, 2, batch, 64)" and yh == "(2, batch, 64)"
+
+
+THREE = (
+    HEADER
+    + """
+g (float[batch, 8] x, float[batch, 6] z) => (a, b, c) {
+    w = Constant<value = float[4, 3] {1,2,3,4,5,6,7,8,9,10,11,12}>()
+    a = MatMul(x, w)
+    bias = Constant<value = float[5] {1,2,3,4,5}>()
+    b = Add(x, bias)
+    c = Concat<axis=0>(x, z)
+}"""
+)
+
+
+def test_three_independent_conflicts_are_all_reported_on_their_nodes():
+    model = parse(THREE)
+    for node, name in zip(model.graph.node, ["w", "/fc/MatMul", "bias", "/Add", "/Concat"]):
+        node.name = name
+    report = check(model)
+    got = sorted((d.rule, d.node) for d in report.diagnostics)
+    assert got == [("SL103", "/fc/MatMul"), ("SL104", "/Add"), ("SL105", "/Concat")]
+
+
+def test_a_reshape_with_the_traced_batch_is_valid_only_at_that_batch():
+    model = parse(
+        HEADER
+        + """
+        g (float[batch, 16] x) => (y) {
+            t = Constant<value = int64[2] {4, -1}>()
+            r = Reshape(x, t)
+            w = Constant<value = float[16, 2] {0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0}>()
+            y = MatMul(r, w)
+        }"""
+    )
+    model.graph.node[1].name = "/Reshape"
+    report = check(model)
+    assert [(d.rule, d.node) for d in report.diagnostics] == [("SL501", "/Reshape")]
+    assert "batch == 4" in report.diagnostics[0].message
+
+
+def test_the_same_reshape_taking_the_batch_from_the_tensor_is_clean():
+    model = parse(
+        HEADER
+        + """
+        g (float[batch, 16] x) => (y) {
+            t = Constant<value = int64[2] {0, -1}>()
+            r = Reshape(x, t)
+            w = Constant<value = float[16, 2] {0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0}>()
+            y = MatMul(r, w)
+        }"""
+    )
+    assert check(model).diagnostics == []
+
+
+def test_an_expand_baking_the_batch_is_blamed_for_the_later_add():
+    model = parse(
+        HEADER
+        + """
+        g (float[batch, 3, 8] x) => (y) {
+            pos = Constant<value = float[1, 3, 8] {0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0}>()
+            shape = Constant<value = int64[3] {4, 3, 8}>()
+            e = Expand(pos, shape)
+            y = Add(x, e)
+        }"""
+    )
+    for node, name in zip(model.graph.node, ["pos", "shape", "/Expand", "/Add"]):
+        node.name = name
+    diags = check(model).diagnostics
+    assert [(d.rule, d.node) for d in diags] == [("SL501", "/Expand")]
+    assert "batch == 4" in diags[0].message
+
+
+def test_inference_goes_on_after_a_conflict():
+    (after,), table = shapes_of(
+        HEADER
+        + """
+        g (float[batch, 8] x, float[4, 3] w) => (y) {
+            m = MatMul(x, w)
+            y = Relu(m)
+        }""",
+        "y",
+    )
+    assert after == "(batch, 3)"
+    assert len(table.conflicts) == 1
+
+
+def test_a_model_local_function_is_inferred_through_its_body():
+    text = """
+    <ir_version: 8, opset_import: ["" : 17, "local" : 1]>
+    g (float[batch, 8] x) => (y) { y = local.Double(x) }
+    <domain: "local", opset_import: ["" : 17]>
+    Double (a) => (b) { s = Shape(a)  c = Concat<axis=0>(s, s)  b = Expand(a, s) }
+    """
+    (y,), _ = shapes_of(text, "y")
+    assert y == "(batch, 8)"
+
+
+def test_infer_shapes_writes_symbolic_dim_params_like_onnx_does():
+    model = parse(
+        HEADER
+        + """
+        g (float[batch, 3, 8, 8] x, float[4, 3, 3, 3] w) => (y) {
+            c = Conv<pads=[1,1,1,1]>(x, w)
+            y = Flatten(c)
+        }"""
+    )
+    out = infer_shapes(model)
+    dims = [d.dim_param or d.dim_value for d in out.graph.output[0].type.tensor_type.shape.dim]
+    assert dims == ["batch", 256]
+    assert {vi.name for vi in out.graph.value_info} == {"c"}
+    onnx.checker.check_model(out)
+
+
+def test_infer_shapes_does_not_modify_its_argument():
+    model = parse(HEADER + "g (float[batch, 4] x) => (y) { y = Relu(x) }")
+    before = model.SerializeToString()
+    infer_shapes(model)
+    assert model.SerializeToString() == before
+
+
+def test_bindings_turn_symbols_into_numbers():
+    mg = ModelGraph.from_model(parse(HEADER + "g (float[batch, 4] x) => (y) { y = Relu(x) }"))
+    assert infer(mg, {"batch": 3}).shape("y") == (3, 4)
+
+
+def test_if_with_a_constant_condition_takes_that_branch():
+    (y,), _ = shapes_of(
+        HEADER
+        + """
+        g (float[batch, 4] x) => (y) {
+            c = Constant<value = bool {1}>()
+            y = If(c) <then_branch = g1 () => (float[batch, 4] a) { a = Relu(x) },
+                       else_branch = g2 () => (float[batch, 2] b) { t = Constant<value = int64[2] {0, 2}>()  b = Reshape(x, t) }>
+        }""",
+        "y",
+    )
+    assert y == "(batch, 4)"
+
+
+def test_a_custom_op_leaves_unknown_shapes_and_an_info_finding():
+    text = """
+    <ir_version: 8, opset_import: ["" : 17, "com.acme" : 1]>
+    g (float[batch, 4] x, float[3, 2] w) => (y) { t = com.acme.FancyNorm(x)  y = MatMul(t, w) }
+    """
+    diags = check(parse(text)).diagnostics
+    assert [(d.rule, d.severity) for d in diags] == [("SL001", "info")]
+
+
+def test_a_graph_with_a_cycle_is_reported_not_crashed_on():
+    g = onnx.helper.make_graph(
+        [
+            onnx.helper.make_node("Relu", ["x2"], ["x1"], name="a"),
+            onnx.helper.make_node("Relu", ["x1"], ["x2"], name="b"),
+        ],
+        "g",
+        [],
+        [onnx.helper.make_tensor_value_info("x2", onnx.TensorProto.FLOAT, [2])],
+    )
+    m = onnx.helper.make_model(g, opset_imports=[onnx.helper.make_opsetid("", 17)])
+    diags = check(m).diagnostics
+    assert any(d.rule == "SL002" and "cycle" in d.message for d in diags)
+
+
+def test_two_producers_of_one_tensor_are_reported():
+    g = onnx.helper.make_graph(
+        [
+            onnx.helper.make_node("Relu", ["x"], ["y"], name="a"),
+            onnx.helper.make_node("Neg", ["x"], ["y"], name="b"),
+        ],
+        "g",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2])],
+    )
+    m = onnx.helper.make_model(g, opset_imports=[onnx.helper.make_opsetid("", 17)])
+    diags = check(m).diagnostics
+    assert [(d.rule, d.node) for d in diags] == [("SL002", "b")]
+
+
+def test_opset_7_models_are_inferred():
+    text = """<ir_version: 3, opset_import: ["" : 7]>
+    g (float[batch, 4] x, float[4, 2] w) => (y) { m = MatMul(x, w)  y = Softmax(m) }"""
+    (y,), _ = shapes_of(text, "y")
+    assert y == "(batch, 2)"
