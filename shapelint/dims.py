@@ -220,6 +220,15 @@ def _compare_cached(a, b) -> Comparison:
     # positive integer symbols: a sign-definite difference is never zero
     if diff.is_positive or diff.is_negative:
         return Comparison(Relation.DIFFERENT)
+    if len(syms) > 1:
+        # 96*batch*(seq - 16): drop the factors that are never zero
+        factored = sympy.factor(diff)
+        parts = factored.args if factored.is_Mul else (factored,)
+        rest = [g for g in parts if not (g.is_positive or g.is_negative)]
+        if len(rest) == 1 and len(rest[0].free_symbols) == 1:
+            diff = rest[0]
+            syms = diff.free_symbols
+            a, b = diff, 0
     if len(syms) == 1:
         (s,) = syms
         try:

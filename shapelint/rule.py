@@ -51,10 +51,16 @@ class Severity(str, enum.Enum):
 
 @dataclass
 class Fix:
-    """A machine-applicable repair: ``apply(model)`` edits a copy of the model in place."""
+    """A machine-applicable repair: ``apply(model)`` edits a copy of the model in place.
+
+    ``preserves_outputs``: the edit changes no value wherever the original
+    model ran (a layout rewrite, a literal shape replaced by the runtime
+    one); ``shapelint fix`` then also compares the outputs downstream of it.
+    """
 
     description: str
     apply: Callable[[onnx.ModelProto], None]
+    preserves_outputs: bool = False
 
 
 @dataclass
@@ -76,6 +82,8 @@ class Rule:
     slug: ClassVar[str] = ""
     severity: ClassVar[Severity] = Severity.ERROR
     op_types: ClassVar[tuple[str, ...]] = ()
+    #: codes whose findings on the same node this rule's finding replaces (a more specific diagnosis)
+    supersedes: ClassVar[tuple[str, ...]] = ()
     #: set by the plugin loader: "built-in" or "<distribution> <version>"
     origin: ClassVar[str] = ""
 

@@ -97,6 +97,9 @@ def run_rules(rules: list[type[Rule]], mg: ModelGraph, table: ShapeTable, path: 
         for info in mg._info.values():  # main graph and subgraphs
             for cls in by_op.get(info.node.op_type, ()):
                 call(cls, info.node)
+    superseded = {(code, d.node) for d in out for cls in rules if cls.code == d.rule for code in cls.supersedes if d.node}
+    if superseded:
+        out = [d for d in out if (d.rule, d.node) not in superseded]
     position = {}
     for i, node in enumerate(mg.topological_order()):
         if node.name:

@@ -32,10 +32,10 @@ def test_there_are_healthy_and_bad_fixtures():
 
 
 @pytest.mark.parametrize("path", [p for p in FILES if p.parent.name[:2] == "SL"], ids=lambda p: str(p.relative_to(FIXTURES)))
-def test_a_rule_folder_holds_only_findings_of_its_own_code(path):
+def test_a_rule_folder_holds_bad_models_of_its_own_code(path):
     code = path.parent.name.split("-", 1)[0]
     pairs = expected_pairs(path)
     if path.name.startswith("good"):
         assert all(c != code for c, _ in pairs)
     else:
-        assert pairs and all(c == code for c, _ in pairs), pairs
+        assert any(c == code for c, _ in pairs), pairs

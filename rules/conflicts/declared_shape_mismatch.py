@@ -3,16 +3,20 @@
 ## What it does
 Compares the shapes the file declares (``graph.output`` and
 ``graph.value_info``) with the shapes shapelint infers from the graph
-inputs, and reports dims proven different or a different rank.  Declared
+inputs, and reports dims proven different or a different rank.  A graph
+output declared with a literal size where the graph computes a dynamic dim
+(``6`` vs ``tgt_seq``) is reported too; for ``value_info`` it is not, since
+exporters record the example input's sizes there.  Declared
 symbolic dims that only differ in name (``batch_size`` vs ``batch``) are
 not reported.
 
 ## Why is this bad?
-Tools downstream (TensorRT, onnxruntime's memory planner, serving
+The graph itself runs (onnxruntime only logs "Expected shape from model of
+{..} does not match actual shape"), hence a warning, but tools downstream (TensorRT, onnxruntime's memory planner, serving
 signatures) trust the declared shape.  A declaration that disagrees with the
-graph usually comes from graph surgery or a stale ``value_info`` after an
-edit, and fails at run time with "Expected shape from model of {..} does
-not match actual shape".
+graph usually comes from graph surgery, a stale ``value_info`` after an
+edit, or an exporter that recorded the example input's size (a static 6
+where the graph computes ``tgt_seq``).
 
 ## Example
 ```python
@@ -37,7 +41,7 @@ from shapelint.rule import Rule, Severity
 
 class DeclaredShapeMismatch(Rule):
     __doc__ = __doc__
-    code, slug, severity = "SL106", "declared-shape-mismatch", Severity.ERROR
+    code, slug, severity = "SL106", "declared-shape-mismatch", Severity.WARNING
     op_types = ()
 
     def check(self, node, ctx):
@@ -62,16 +66,24 @@ class DeclaredShapeMismatch(Rule):
                         tensor=vi.name,
                     )
                     continue
-                bad = [
-                    i
-                    for i, (d, s) in enumerate(zip(declared, inferred))
-                    if isinstance(d, int) and compare(d, s).relation == Relation.DIFFERENT
-                ]
+                bad, conditions = [], []
+                for i, (d, s) in enumerate(zip(declared, inferred)):
+                    if not isinstance(d, int):
+                        continue
+                    cmp = compare(d, s)
+                    if cmp.relation == Relation.DIFFERENT:
+                        bad.append(i)
+                    elif cmp.relation == Relation.ONLY_WHEN and where == "output":
+                        # value_info from exporters records example sizes everywhere: only outputs count
+                        # a size recorded from the example input, for a dim that is dynamic
+                        bad.append(i)
+                        conditions.append(cmp.describe())
                 if bad:
+                    when = f"; they agree only when {' and '.join(conditions)}" if conditions else ""
                     yield ctx.finding(
                         producer,
                         f"{label} {vi.name!r} is declared {format_shape(declared)} but the graph computes "
-                        f"{format_shape(inferred)} (axis {', '.join(map(str, bad))})",
+                        f"{format_shape(inferred)} (axis {', '.join(map(str, bad))}){when}",
                         fix="update the declared shape (or re-run shape inference after editing the graph)",
                         tensor=vi.name,
                     )

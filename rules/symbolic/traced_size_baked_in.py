@@ -41,7 +41,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from shapelint.dims import format_dim, format_shape, free_names
+from shapelint.dims import Relation, compare, format_shape, free_names, product
 from shapelint.rule import Rule, Severity
 
 SHAPERS = ("Reshape", "Expand", "Tile", "ConstantOfShape")
@@ -76,25 +76,35 @@ class TracedSizeBakedIn(Rule):
 
     # -- a Reshape whose constant target replaces a dynamic axis by a literal
     def reshape_freezes_axis(self, n, ctx):
+        """(batch, 16) → target (4, -1): batch lands in the -1 dim mixed with a literal.
+
+        A legitimate merge puts a symbol into the ``-1`` dim as the product of a
+        contiguous run of input axes ((B, T, C) → (B*T, C)); a baked size leaves
+        a literal where the symbol was and a ``-1`` dim that no run of input
+        axes explains.
+        """
         target = ctx.const(n.input[1]) if len(n.input) > 1 else None
         x = ctx.shape(n.input[0])
         y = ctx.shape(n.output[0])
         if target is None or x is None or y is None:
             return None
         target = [int(v) for v in target.reshape(-1)]
-        for axis, (d, t) in enumerate(zip(x, target)):
-            if isinstance(d, int) or t in (0, -1):
+        if -1 not in target or len(y) != len(target):
+            return None
+        q = target.index(-1)
+        runs = {product(x[i:j]) for i in range(len(x)) for j in range(i + 1, len(x) + 1)}
+        if any(compare(y[q], r).relation == Relation.EQUAL for r in runs):
+            return None
+        for axis, d in enumerate(x):
+            if isinstance(d, int) or not d.is_Symbol or not free_names(d) or axis >= q:
                 continue
-            names = free_names(d)
-            if len(names) != 1 or d.free_symbols != {s for s in d.free_symbols if s.name in names}:
+            t = target[axis]
+            if t in (0, -1) or t <= 1 or d.name not in free_names(y[q]):
                 continue
-            if not (d.is_Symbol and any(names & free_names(o) for o in y)):
-                continue
-            (name,) = names
             return ctx.finding(
                 n,
-                f"Reshape to the constant shape {tuple(target)} turns axis {axis} ({name}) of {format_shape(x)} into "
-                f"the literal {t}; the result {format_shape(y)} is right only when {name} == {t}",
+                f"Reshape to the constant shape {tuple(target)} turns axis {axis} ({d.name}) of {format_shape(x)} into "
+                f"the literal {t}; the result {format_shape(y)} is right only when {d.name} == {t}",
                 fix=self.fix_text(n),
                 tensor=n.output[0],
             )

@@ -22,7 +22,6 @@ def norm_axis(axis: int, rank: int) -> int | None:
 def broadcast_dims(ctx: NodeContext, dims: list[Dim], axis_from_end: int, kind: str, requirement: str, inputs) -> Dim:
     """Broadcast one axis across operands (numpy rules), reporting refuted pairs."""
     out: Dim = 1
-    chosen_from: Dim = None
     for d in dims:
         if d is None:
             if not (isinstance(out, int) and out > 1):
@@ -32,7 +31,6 @@ def broadcast_dims(ctx: NodeContext, dims: list[Dim], axis_from_end: int, kind: 
             continue
         if isinstance(out, int) and out == 1:
             out = d
-            chosen_from = d
             continue
         if out is None:
             out = d if isinstance(d, int) else out
@@ -51,7 +49,7 @@ def broadcast_dims(ctx: NodeContext, dims: list[Dim], axis_from_end: int, kind: 
                 cmp,
                 inputs=inputs,
             )
-            continue
+            return None  # no size is right here: unknown downstream, no second finding
         # one or both symbolic: fine at run time only if the symbol is 1 or equal
         static = out if isinstance(out, int) else d if isinstance(d, int) else None
         sym = d if static is out else out

@@ -59,6 +59,23 @@ def recurrent(ctx: NodeContext):
                 d,
                 inputs=[1],
             )
+    # initial_h / initial_c: [num_directions, batch, hidden] ([batch, num_directions, hidden] with layout=1)
+    for idx in ((5, 6) if op == "LSTM" else (5,)):
+        h = ctx.input(idx) if ctx.has_input(idx) else None
+        if h is None or h.shape is None or len(h.shape) != 3:
+            continue
+        hb = h.shape[0] if layout else h.shape[1]
+        cmp = compare(hb, batch)
+        if cmp.relation in (Relation.DIFFERENT, Relation.ONLY_WHEN):
+            which = "initial_h" if idx == 5 else "initial_c"
+            ctx.conflict(
+                "op",
+                f"{op} {which} {format_shape(h.shape)} is for a batch of {format_dim(hb)} but X {x} has batch "
+                f"{format_dim(batch)}" + (f" (equal only when {cmp.describe()})" if cmp.relation == Relation.ONLY_WHEN else ""),
+                f"{which} is {'[batch, num_directions, hidden]' if layout else '[num_directions, batch, hidden]'}",
+                cmp,
+                inputs=[0, idx],
+            )
     if layout:
         y = (batch, seq, num_dir, hidden)
         yh = (batch, num_dir, hidden)

@@ -130,7 +130,11 @@ def reshape(ctx: NodeContext):
                 out[neg[0]] = q
     elif total is not None and known is not None:
         _check_count(ctx, x, target, total, known)
-    return [ctx.out(x.dtype, tuple(out))]
+    value = None
+    v = values_of(x)
+    if v is not None and len(out) <= 1 and (not out or out[0] == len(v)):
+        value = v  # a shape vector reshaped to (n,) or a scalar keeps its elements
+    return [ctx.out(x.dtype, tuple(out), value)]
 
 
 def _check_count(ctx, x, target, total, known, divisible_only=False):
