@@ -143,6 +143,7 @@ class NodeContext:
                 cmp,
                 inputs=inputs,
             )
+            return a if not isinstance(a, int) else b  # assume it holds downstream: keep the symbol
         return pick(a, b)
 
     def out(self, dtype=None, shape=None, value=None, const=None) -> TensorInfo:

@@ -75,6 +75,9 @@ def broadcast_dims(ctx: NodeContext, dims: list[Dim], axis_from_end: int, kind: 
                     cmp_k,
                     inputs=inputs,
                 )
+                # reported once here; downstream assume it holds, so no cascade of findings
+                out = sym
+                continue
             out = static
         elif static is not None:
             out = static

@@ -281,6 +281,7 @@ def concat(ctx: NodeContext):
         ctx.conflict("concat", f"axis {axis} is out of range for rank-{r} inputs", "-rank <= axis < rank")
         return [TensorInfo(dtype=dtype)]
     out = list(known[0])
+    bad_axes, worst = [], None
     for k in range(r):
         if k == a:
             continue
@@ -289,17 +290,23 @@ def concat(ctx: NodeContext):
                 continue
             c = compare(out[k], s[k])
             if c.relation in (Relation.DIFFERENT, Relation.ONLY_WHEN):
-                ctx.conflict(
-                    "concat",
-                    f"inputs disagree on axis {k} (concatenating on axis {a}): "
-                    + ", ".join(format_shape(s) for s in shapes)
-                    + (f"; equal only when {c.describe()}" if c.relation == Relation.ONLY_WHEN else ""),
-                    "all dims but the concat axis must match",
-                    c,
-                )
+                bad_axes.append(k)
+                if worst is None or c.relation == Relation.DIFFERENT:
+                    worst = c
+                if c.relation == Relation.ONLY_WHEN and isinstance(out[k], int):
+                    out[k] = s[k]  # keep the symbol downstream
                 break
             if not isinstance(out[k], int) and isinstance(s[k], int):
                 out[k] = s[k]
+    if bad_axes:
+        ctx.conflict(
+            "concat",
+            f"inputs disagree on axis {', '.join(map(str, bad_axes))} (concatenating on axis {a}): "
+            + ", ".join(format_shape(s) for s in shapes)
+            + (f"; equal only when {worst.describe()}" if worst.relation == Relation.ONLY_WHEN else ""),
+            "all dims but the concat axis must match",
+            worst,
+        )
     if any(s is None for s in shapes):
         out[a] = None
     else:
