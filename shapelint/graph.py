@@ -316,26 +316,47 @@ def _outer_names(graph: onnx.GraphProto):
 
 
 _FRAME = re.compile(r'File "([^"]+)", line (\d+)')
+_TS_FRAME = re.compile(r"^(.+?)\((\d+)\): \S+", re.M)
+
+
+def _is_library(path: str) -> bool:
+    return "site-packages" in path or "dist-packages" in path or "/torch/" in path or "/keras/" in path
 
 
 def _last_frame(trace: str) -> str | None:
-    """The innermost user frame of a Python stack trace, as ``file.py:LINE``."""
+    """The innermost user frame of a recorded stack trace, as ``path:LINE``.
+
+    Reads Python tracebacks (dynamo's ``pkg.torch.onnx.stack_trace``,
+    outermost first) and the TorchScript exporter's ``doc_string``
+    (``path(LINE): func`` lines, innermost first).
+
+    >>> _last_frame('File "model.py", line 53, in forward\\n  File "site-packages/torch/nn/x.py", line 2, in f')
+    'model.py:53'
+    >>> _last_frame("site-packages/torch/nn/rnn.py(1164): forward\\nmodel.py(75): forward")
+    'model.py:75'
+    """
     if not trace:
         return None
+    trace = trace.replace("\\n", "\n")
     frames = _FRAME.findall(trace)
-    user = [f for f in frames if "site-packages" not in f[0] and "/torch/" not in f[0]]
-    pick = (user or frames)[-1:] if frames else []
-    if not pick:
-        return None
-    path, line = pick[0]
-    return f"{path.rsplit('/', 1)[-1]}:{line}"
+    if frames:
+        user = [f for f in frames if not _is_library(f[0])]
+        path, line = (user or frames)[-1]
+        return f"{path}:{line}"
+    ts = _TS_FRAME.findall(trace)
+    if ts:
+        user = [f for f in ts if not _is_library(f[0])]
+        path, line = (user or ts)[0]
+        return f"{path.strip()}:{line}"
+    return None
 
 
 def _layer_from_scopes(scopes: str) -> str | None:
-    # dynamo: a repr of a list such as "['', 'encoder', 'encoder.lstm']"
-    names = re.findall(r"'([^']*)'", scopes)
-    names = [n for n in names if n]
-    return names[-1] if names else None
+    """dynamo's name scopes ``['', 'encoder', 'lstm', 'lstm']``: the module path, without the op."""
+    names = [n for n in re.findall(r"'([^']*)'", scopes) if n]
+    if len(names) >= 2:
+        return ".".join(names[:-1])
+    return names[0] if names else None
 
 
 def layer_from_name(name: str) -> str | None:
