@@ -270,8 +270,98 @@ def compare(a: Dim, b: Dim) -> Comparison:
 # ---------------------------------------------------------------- text form
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:/\-]*$")
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_FUNCS = ("floor", "ceiling", "Mod", "Max", "Min")
+_TOKEN = re.compile(r"\s*(?:(\d{1,12})|([A-Za-z_][A-Za-z0-9_]*)|(//|[-+*/(),]))")
+_FUNCS = {"floor": sympy.floor, "ceiling": sympy.ceiling, "Mod": sympy.Mod, "Max": sympy.Max, "Min": sympy.Min}
+
+
+class _Parser:
+    """Recursive descent over ``+ - * / // ( ) ,``, integers, names and floor/ceiling/Mod/Max/Min.
+
+    Never ``eval``: a ``dim_param`` is untrusted text from the model file.
+    No powers, so no expression can blow up.
+    """
+
+    MAX_LEN, MAX_DEPTH = 256, 32
+
+    def __init__(self, text: str):
+        if len(text) > self.MAX_LEN:
+            raise ValueError("too long")
+        self.tokens = []
+        pos = 0
+        text = text.rstrip()
+        while pos < len(text):
+            m = _TOKEN.match(text, pos)
+            if not m or m.end() == pos:
+                raise ValueError(f"unexpected character at {pos}")
+            self.tokens.append(m.group(1) or m.group(2) or m.group(3))
+            pos = m.end()
+        self.i = 0
+        self.depth = 0
+
+    def peek(self):
+        return self.tokens[self.i] if self.i < len(self.tokens) else None
+
+    def take(self, expected=None):
+        tok = self.peek()
+        if tok is None or (expected is not None and tok != expected):
+            raise ValueError(f"expected {expected!r}")
+        self.i += 1
+        return tok
+
+    def parse(self):
+        out = self.expr()
+        if self.peek() is not None:
+            raise ValueError("trailing text")
+        return out
+
+    def expr(self):
+        self.depth += 1
+        if self.depth > self.MAX_DEPTH:
+            raise ValueError("nested too deep")
+        out = self.term()
+        while self.peek() in ("+", "-"):
+            op = self.take()
+            rhs = self.term()
+            out = out + rhs if op == "+" else out - rhs
+        self.depth -= 1
+        return out
+
+    def term(self):
+        out = self.factor()
+        while self.peek() in ("*", "/", "//"):
+            op = self.take()
+            rhs = self.factor()
+            if op == "*":
+                out = out * rhs
+            elif op == "//":
+                out = sympy.floor(sympy.sympify(out) / rhs)
+            else:
+                out = sympy.sympify(out) / rhs
+        return out
+
+    def factor(self):
+        tok = self.take()
+        if tok == "-":
+            return -self.factor()
+        if tok == "(":
+            out = self.expr()
+            self.take(")")
+            return out
+        if tok.isdigit():
+            return sympy.Integer(int(tok))
+        if tok in _FUNCS:
+            self.take("(")
+            args = [self.expr()]
+            while self.peek() == ",":
+                self.take()
+                args.append(self.expr())
+            self.take(")")
+            return _FUNCS[tok](*args)
+        if tok[0].isalpha() or tok[0] == "_":
+            return symbol(tok)
+        raise ValueError(f"unexpected {tok!r}")
+
+
 _parse_cache: dict[str, Dim] = {}
 
 
@@ -291,13 +381,11 @@ def parse_dim(text: str) -> Dim:
     if _IDENT.match(text):
         out = symbol(text)
     else:
-        names = {n: symbol(n) for n in _NAME.findall(text) if n not in _FUNCS}
-        names.update({n: getattr(sympy, n) for n in _FUNCS})
         try:
-            out = simplify(sympy.sympify(text, locals=names))
-            if not isinstance(out, (int, sympy.Expr)):
-                out = symbol(text)
-        except Exception:  # noqa: BLE001 - any unparsable text is one opaque symbol
+            out = simplify(_Parser(text).parse())
+        except (ValueError, TypeError, ZeroDivisionError, RecursionError):
+            out = symbol(text)  # anything else is one opaque dim, never evaluated
+        if not isinstance(out, (int, sympy.Expr)):
             out = symbol(text)
     if len(_parse_cache) < 100_000:
         _parse_cache[text] = out

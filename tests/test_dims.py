@@ -64,3 +64,17 @@ def test_shapes_print_like_tuples():
     assert format_shape((B, 3)) == "(batch, 3)"
     assert format_shape((S,)) == "(seq,)"
     assert format_shape(None) == "(?)"
+
+
+def test_dim_param_text_is_never_evaluated(tmp_path):
+    marker = tmp_path / "pwned"
+    code = f"__import__('pathlib').Path({str(marker)!r}).touch()"
+    for text in (code, "(lambda: 0)()", "9**9**9", "9^9^9", "x" * 10_000, "(" * 500 + "a" + ")" * 500):
+        d = parse_dim(text)
+        assert d is not None
+    assert not marker.exists()
+
+
+def test_arithmetic_dim_params_from_other_tools_parse():
+    assert parse_dim("2*s0 + 1") == 2 * symbol("s0") + 1
+    assert format_dim(parse_dim("floor((H - 3)/2) + 1")) == "(H - 3)//2 + 1"

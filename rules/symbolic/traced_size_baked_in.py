@@ -60,12 +60,19 @@ class TracedSizeBakedIn(Rule):
                 if found:
                     reported.add(id(n))
                     yield found
+        by_condition: dict[str, set] = {}
         for c in ctx.conflicts(relation="only_when"):
             when = c.when.when if c.when is not None else ()
+            cond_key = c.when.describe() if c.when is not None else ""
+            seen = by_condition.setdefault(cond_key, set())
+            if self.is_consequence(c.node, seen, ctx):
+                continue  # downstream of a node already reported for the same condition
             culprit = self.culprit(c.node, when, ctx)
+            seen.add(id(c.node))
             if id(culprit) in reported:
                 continue
             reported.add(id(culprit))
+            seen.add(id(culprit))
             cond = c.when.describe() if c.when is not None else "one value of a dynamic dim"
             if culprit is c.node:
                 msg = f"{c.node.op_type} is valid only when {cond}: {c.message}"
@@ -109,6 +116,26 @@ class TracedSizeBakedIn(Rule):
                 tensor=n.output[0],
             )
         return None
+
+    def is_consequence(self, node, reported_ids, ctx, limit=64):
+        """True if ``node`` reads, within ``limit`` hops, the output of a reported node."""
+        if not reported_ids:
+            return False
+        queue = deque([(node, 0)])
+        seen = {id(node)}
+        while queue:
+            n, depth = queue.popleft()
+            if depth >= limit:
+                continue
+            for t in n.input:
+                p = ctx.producer(t) if t else None
+                if p is None or id(p) in seen:
+                    continue
+                if id(p) in reported_ids:
+                    return True
+                seen.add(id(p))
+                queue.append((p, depth + 1))
+        return False
 
     # -- walk upstream to the node whose constant shape holds the baked value
     def culprit(self, start, when, ctx):

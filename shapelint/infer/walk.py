@@ -46,6 +46,9 @@ class Inferencer:
         self.functions = {(f.domain, f.name): f for f in self.model.functions}
         self.unsupported: list[onnx.NodeProto] = []
         self._depth = 0
+        self._expanding: set = set()
+        #: function-body nodes that may still be expanded: a call tree that doubles per level stops here
+        self._function_budget = 200_000
 
     # --------------------------------------------------------------- seeds
     def seed_value_info(self, vi: onnx.ValueInfoProto) -> TensorInfo:
@@ -167,8 +170,12 @@ class Inferencer:
     # ---------------------------------------------------------- functions
     def infer_function(self, node: onnx.NodeProto, fn: onnx.FunctionProto, ctx: NodeContext):
         """Infer a model-local function call by walking its body with bound inputs."""
-        if self._depth > 32:
-            return None
+        key = (fn.domain, fn.name)
+        if self._depth > 32 or key in self._expanding or self._function_budget <= 0:
+            why = "recursive" if key in self._expanding else "too deeply nested or too large"
+            self.report_unsupported(ctx, f"model-local function {fn.domain}::{fn.name} is {why} to expand")
+            return [TensorInfo() for _ in node.output]
+        self._function_budget -= max(1, len(fn.node))
         prefix = f"{node.name or node.op_type}::{id(node)}::"
         body_table = self.table
         rename = {}
@@ -200,6 +207,7 @@ class Inferencer:
             body.append(n)
         imports = list(fn.opset_import) or self.opset_imports
         self._depth += 1
+        self._expanding.add(key)
         try:
             # conflicts inside a function body are reported on the calling node
             before = len(body_table.conflicts)
@@ -208,6 +216,7 @@ class Inferencer:
                 c.node = node
         finally:
             self._depth -= 1
+            self._expanding.discard(key)
         outs = [body_table.tensors.pop(prefix + o, TensorInfo()) for o in fn.output]
         for k in [k for k in body_table.tensors if k.startswith(prefix)]:
             del body_table.tensors[k]

@@ -75,9 +75,8 @@ def broadcast_dims(ctx: NodeContext, dims: list[Dim], axis_from_end: int, kind: 
                     cmp_k,
                     inputs=inputs,
                 )
-                # reported once here; downstream assume it holds, so no cascade of findings
-                out = sym
-                continue
+                # when valid (sym is static or 1) the result is static: keep it, as onnxruntime does;
+                # SL501 reports the consequences downstream once
             out = static
         elif static is not None:
             out = static
