@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import click
 
@@ -61,39 +63,101 @@ def main(ctx: click.Context, verbose: int, color: bool | None) -> None:
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True)
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, envvar="SHAPELINT_FORMAT", help="Output format (env SHAPELINT_FORMAT).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif", "github"]), default=None, envvar="SHAPELINT_FORMAT", help="Output format [default: text] (env SHAPELINT_FORMAT).")
 @click.option("--select", help="Comma-separated codes or prefixes to run (e.g. SL1,SL501).")
 @click.option("--ignore", help="Comma-separated codes or prefixes to skip.")
-@click.option("--fail-on", type=click.Choice(["error", "warning", "info"]), default="error", show_default=True, envvar="SHAPELINT_FAIL_ON", help="Lowest severity that makes the exit code 1 (env SHAPELINT_FAIL_ON).")
-@click.option("--jobs", "-j", type=click.IntRange(1, 256), default=1, show_default=True, envvar="SHAPELINT_JOBS", help="Worker processes (env SHAPELINT_JOBS).")
+@click.option("--fail-on", type=click.Choice(["error", "warning", "info"]), default=None, envvar="SHAPELINT_FAIL_ON", help="Lowest severity that makes the exit code 1 [default: error] (env SHAPELINT_FAIL_ON).")
+@click.option("--jobs", "-j", type=click.IntRange(1, 256), default=None, envvar="SHAPELINT_JOBS", help="Worker processes [default: the machine's cores] (env SHAPELINT_JOBS).")
 @click.option("--dim", "dims", multiple=True, metavar="NAME=INT", help="Bind a symbolic dim to a size, e.g. --dim batch=8.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the report to a file instead of stdout.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), envvar="SHAPELINT_CONFIG", help="Read this shapelint.toml or pyproject.toml instead of searching upwards from PATH (env SHAPELINT_CONFIG).")
+@click.option("--isolated", is_flag=True, help="Ignore every configuration file.")
+@click.option("--baseline", "baseline_file", type=click.Path(dir_okay=False), help="Drop findings recorded in this baseline: only new ones fail.")
+@click.option("--write-baseline", "write_baseline_file", type=click.Path(dir_okay=False), help="Record the current findings in this baseline file (exit 0 unless a file could not be checked).")
+@click.option("--graph", "graph_dir", type=click.Path(file_okay=False), help="Write an SVG picture of each finding's neighbourhood into this folder.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar on stderr [default: on a terminal, for 10 files or more].")
+@click.option("--verify", "run_verify", is_flag=True, help="Also run each model under onnxruntime and confirm the findings (see `shapelint verify`).")
+@click.option("--provider", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True, envvar="SHAPELINT_PROVIDER", help="onnxruntime execution provider for --verify (env SHAPELINT_PROVIDER).")
 @click.pass_obj
-def check(settings: Settings, paths, fmt, select, ignore, fail_on, jobs, dims, output) -> None:
+def check(settings: Settings, paths, fmt, select, ignore, fail_on, jobs, dims, output, config_file, isolated, baseline_file, write_baseline_file, graph_dir, progress, run_verify=False, provider="cpu") -> None:
     """Check ONNX models (files, folders searched for *.onnx, or globs).
 
-    Exit status: 0 nothing at or above --fail-on, 1 findings, 2 a file could
-    not be checked or bad usage.
+    Settings come from the nearest shapelint.toml or [tool.shapelint] in a
+    pyproject.toml above the first PATH; flags and environment variables
+    override them.  Exit status: 0 nothing at or above --fail-on, 1
+    findings, 2 a file could not be checked or bad usage.
     """
-    from .check import check_paths
+    from .baseline import BaselineError, filter_report, read_baseline, write_baseline
+    from .check import check_paths, collect_paths
+    from .config import Config, ConfigError, default_jobs, load_config
     from .plugins import PluginError, load_rules
     from .report import render
+    from .runner import select_rules
 
-    bindings = _parse_dims(dims)
+    if isolated and config_file:
+        raise click.UsageError("--isolated and --config exclude each other")
     try:
+        cfg = Config() if isolated else load_config(config_file, start=paths[0])
         rules = load_rules()
-    except PluginError as exc:
-        raise click.UsageError(str(exc)) from None
+        cfg.validate_against(list(rules))
+        baseline = read_baseline(baseline_file) if baseline_file else None
+    except (ConfigError, PluginError, BaselineError) as exc:
+        _fail(str(exc))
     for name, err in rules.broken:
         click.echo(f"shapelint: warning: rule plugin {name} could not be loaded: {err}", err=True)
-    report = check_paths(paths, jobs=jobs, select=_codes(select), ignore=_codes(ignore), bindings=bindings, rules=list(rules))
-    text = render(report, fmt, color=settings.color and not output)
+    fmt = fmt or cfg.format or "text"
+    fail_on = fail_on or cfg.fail_on or "error"
+    jobs = jobs or cfg.jobs or default_jobs()
+    chosen_select = _codes(select) if select is not None else cfg.select
+    chosen_ignore = _codes(ignore) if ignore is not None else cfg.ignore
+    bindings = {**cfg.dims, **_parse_dims(dims)}
+    files = collect_paths(paths)
+    if progress is None:
+        progress = len(files) >= 10 and sys.stderr.isatty() and (bool(output) or sys.stdout.isatty())
+    bar = click.progressbar(length=len(files), label="Checking", file=sys.stderr) if progress else None
+    with bar if bar is not None else _nothing():
+        report = check_paths(
+            files, jobs=jobs, progress=(lambda _r: bar.update(1)) if bar is not None else None,
+            select=chosen_select, ignore=chosen_ignore, bindings=bindings, rules=list(rules),
+            severity_overrides=cfg.severity or None, rule_options=cfg.rule_options(rules) or None,
+        )
+    cfg.apply_per_file_ignores(report)
+    if run_verify:
+        report = _verify_checked(report, provider, bindings, chosen_select, chosen_ignore)
+    done = None
+    if write_baseline_file:
+        data = write_baseline(report, write_baseline_file)
+        n = sum(e["count"] for entries in data["files"].values() for e in entries)
+        click.echo(f"shapelint: wrote {n} finding(s) in {len(data['files'])} file(s) to {write_baseline_file}", err=True)
+        done = 0
+    if baseline is not None:
+        result = filter_report(report, baseline, base_dir=Path(baseline_file).parent)
+        if result.stale:
+            click.echo(f"shapelint: {result.stale} baselined finding(s) no longer occur; rewrite the baseline to drop them", err=True)
+    if graph_dir:
+        from .picture import write_pictures
+
+        written = write_pictures(report, graph_dir, bindings=bindings, jobs=jobs)
+        click.echo(f"shapelint: wrote {len(written)} picture(s) to {graph_dir} (index.html)", err=True)
+    text = render(report, fmt, rules=select_rules(rules, chosen_select, chosen_ignore), color=settings.color and not output and fmt == "text")
     if output:
         with open(output, "w", encoding="utf-8") as fh:
             fh.write(text + "\n")
-    else:
+    elif text:
         click.echo(text)
-    sys.exit(report.exit_code(fail_on))
+    code = report.exit_code(fail_on)
+    sys.exit(code if done is None or code == 2 else done)
+
+
+def _fail(message: str) -> None:
+    """A one-line usage error on stderr, exit 2."""
+    click.echo(f"shapelint: error: {message}", err=True)
+    sys.exit(2)
+
+
+@contextlib.contextmanager
+def _nothing():
+    yield
 
 
 @main.command()
@@ -178,9 +242,108 @@ def explain(code) -> None:
         raise click.UsageError(str(exc)) from None
     rule = rs.get(code) or next((r for r in rs if r.slug == code), None)
     if rule is None:
+        from .verify import explain_runtime_code
+
+        doc = explain_runtime_code(code)
+        if doc:
+            click.echo(doc)
+            return
         raise click.UsageError(f"unknown rule {code!r}; `shapelint rules` lists them")
     click.echo(f"{rule.code} ({rule.slug}) · {rule.severity.value} · {rule.origin}\n")
     click.echo(rule.doc())
+
+
+_PROVIDER = click.option("--provider", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True, envvar="SHAPELINT_PROVIDER", help="onnxruntime execution provider; cuda never falls back to CPU silently (env SHAPELINT_PROVIDER).")
+_TIMEOUT = click.option("--timeout", type=click.FloatRange(min=0.1), default=120.0, show_default=True, metavar="S", help="Time limit of the onnxruntime child process per model, in seconds.")
+_MEMORY = click.option("--memory", "memory_mb", type=click.IntRange(min=64), default=4096, show_default=True, metavar="MB", help="Memory limit (address space) of the onnxruntime child process on CPU, in MB.")
+
+
+def _verify_checked(report, provider, bindings, select, ignore, timeout=120.0, memory_mb=4096):
+    """``check --verify``: run each checked file under onnxruntime; no provider is a usage error."""
+    from .verify import ProviderUnavailable, verify_report
+
+    try:
+        return verify_report(report, dims=bindings, provider=provider, timeout=timeout, memory_mb=memory_mb, select=select, ignore=ignore)
+    except ProviderUnavailable as exc:
+        _fail(f"--provider {provider}: {exc}")
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--dim", "dims", multiple=True, metavar="NAME=INT", help="Also run at this size of a symbolic dim, e.g. --dim batch=8 (repeatable).")
+@_PROVIDER
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif", "github"]), default="text", show_default=True, help="Output format, as for check.")
+@_TIMEOUT
+@_MEMORY
+@click.option("--select", help="Comma-separated codes or prefixes to report (SL900-SL902 are verify's own).")
+@click.option("--ignore", help="Comma-separated codes or prefixes to skip.")
+@click.option("--fail-on", type=click.Choice(["error", "warning", "info"]), default="error", show_default=True, help="Lowest severity that makes the exit code 1.")
+@click.pass_obj
+def verify(settings: Settings, paths, dims, provider, fmt, timeout, memory_mb, select, ignore, fail_on) -> None:
+    """Run models under onnxruntime and confirm the static findings.
+
+    Each symbolic input dim runs at 1, at a size other than the traced one,
+    at the traced size when the model shows it, at the values inference
+    relates it to, and at every --dim.  Every intermediate shape is compared
+    with the inferred one (SL900 when they disagree); a runtime failure no
+    finding explains is SL901; a crash, hang or memory blow-up of the child
+    process is SL902.  Exit status as for check; 2 also when the provider is
+    missing.
+    """
+    from .plugins import PluginError, load_rules
+    from .report import render
+    from .verify import ProviderUnavailable, verify_paths
+
+    bindings = _parse_dims(dims)
+    try:
+        rules = load_rules()
+    except PluginError as exc:
+        _fail(str(exc))
+    try:
+        report = verify_paths(paths, dims=bindings, provider=provider, timeout=timeout, memory_mb=memory_mb, rules=list(rules), select=_codes(select), ignore=_codes(ignore))
+    except ProviderUnavailable as exc:
+        _fail(f"--provider {provider}: {exc}")
+    click.echo(render(report, fmt, rules=list(rules), color=settings.color and fmt == "text"))
+    sys.exit(report.exit_code(fail_on))
+
+
+@main.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Where to write the fixed copy (never the input).")
+@click.option("--dry-run", is_flag=True, help="Show the edits and the re-check; write nothing, run nothing.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--select", help="Comma-separated codes or prefixes whose findings to fix.")
+@click.option("--ignore", help="Comma-separated codes or prefixes to leave alone.")
+@click.option("--dim", "dims", multiple=True, metavar="NAME=INT", help="Also confirm the copy at this size of a symbolic dim.")
+@_PROVIDER
+@_TIMEOUT
+@_MEMORY
+@click.pass_obj
+def fix(settings: Settings, model, output, dry_run, fmt, select, ignore, dims, provider, timeout, memory_mb) -> None:
+    """Apply the findings' machine-applicable fixes to a copy, then confirm it.
+
+    The copy is re-checked (the fixed findings are gone, none is new) and run
+    under onnxruntime at the same bindings as the original: it must run where
+    the original failed, and tensors no edit touches keep their values.
+    Exit status: 0 every finding fixed and the copy confirmed; 1 some
+    findings have no mechanical fix (the others are still applied and
+    written); 2 errors.
+    """
+    from .fix import FixError, fix_model, fix_to_json, render_fix_text
+    from .plugins import PluginError, load_rules
+
+    if not output and not dry_run:
+        raise click.UsageError("give the fixed copy's path with -o FIXED.onnx, or use --dry-run")
+    try:
+        rules = load_rules()
+        result = fix_model(model, output, dry_run=dry_run, rules=list(rules), select=_codes(select), ignore=_codes(ignore), dims=_parse_dims(dims), provider=provider, timeout=timeout, memory_mb=memory_mb)
+    except (PluginError, FixError) as exc:
+        _fail(str(exc))
+    if fmt == "json":
+        click.echo(json.dumps(fix_to_json(result), indent=2))
+    else:
+        click.echo(render_fix_text(result))
+    sys.exit(result.exit_code)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -22,20 +22,25 @@ import fnmatch
 import logging
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+try:
+    import tomllib
+except ImportError:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
 __all__ = [
+    "FORMATS",
+    "KEYS",
+    "SEVERITIES",
     "Config",
     "ConfigError",
-    "KEYS",
-    "FORMATS",
-    "SEVERITIES",
+    "default_jobs",
     "find_config",
     "load_config",
     "parse_config",
-    "default_jobs",
+    "plugin_name",
 ]
 
 logger = logging.getLogger(__name__)
@@ -102,10 +107,23 @@ class Config:
             rel = PurePosixPath(p.as_posix()).as_posix()
         out: list[str] = []
         for pattern, codes in self.per_file_ignores.items():
-            pat = pattern[2:] if pattern.startswith("./") else pattern
+            pat = pattern.removeprefix("./")
             if fnmatch.fnmatchcase(rel, pat) or fnmatch.fnmatchcase(p.name, pat):
                 out.extend(codes)
         return out
+
+    def apply_per_file_ignores(self, report) -> int:
+        """Drop, in place, the findings ``per-file-ignores`` silences; returns how many."""
+        from .runner import matches
+
+        dropped = 0
+        for f in report.files:
+            codes = self.ignored_for(f.path)
+            if codes:
+                kept = [d for d in f.diagnostics if not matches(d.rule, codes)]
+                dropped += len(f.diagnostics) - len(kept)
+                f.diagnostics = kept
+        return dropped
 
     def rule_options(self, rules) -> dict[str, dict]:
         """Per-rule options (``ctx.options``): a plugin's table, then the rule code's own on top."""
@@ -119,6 +137,12 @@ class Config:
 
     def validate_against(self, rules) -> None:
         """Codes and plugin names that name no installed rule are errors (ruff does the same)."""
+        try:
+            self._validate_against(rules)
+        except ConfigError as exc:
+            raise ConfigError(f"{_where(self.path)}{exc}") from None
+
+    def _validate_against(self, rules) -> None:
         codes = [cls.code for cls in rules]
         names = {plugin_name(cls.origin) for cls in rules} - {None}
 
@@ -233,14 +257,20 @@ def load_config(path: str | os.PathLike | None = None, *, start=None) -> Config:
         if p is None:
             return Config()
         table = _table_of(p)
-    where = f"{p}: [tool.shapelint] " if p.name == "pyproject.toml" else f"{p}: "
     try:
         cfg = parse_config(table or {})
     except ConfigError as exc:
-        raise ConfigError(f"{where}{exc}") from None
+        raise ConfigError(f"{_where(p)}{exc}") from None
     cfg.path = p
     logger.debug("config from %s", p)
     return cfg
+
+
+def _where(path: Path | None) -> str:
+    """The prefix naming a config file (and its table) in an error."""
+    if path is None:
+        return ""
+    return f"{path}: [tool.shapelint] " if path.name == "pyproject.toml" else f"{path}: "
 
 
 # ---------------------------------------------------------------- validation

@@ -26,10 +26,14 @@ class Diagnostic:
     fix: str | None = None
     source: str | None = None
     edit: Fix | None = field(default=None, repr=False, compare=False)
+    #: set by ``verify``: {"status": "confirmed" | "not-reproduced" | "not-checked", "summary": str, ...}
+    runtime: dict | None = field(default=None, compare=False)
 
     def to_json(self) -> dict:
         d = asdict(self)
         d.pop("edit")
+        if d.get("runtime") is None:
+            d.pop("runtime", None)
         return d
 
     def sort_key(self):
@@ -44,6 +48,8 @@ class FileReport:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     error: str | None = None
     seconds: float = 0.0
+    #: set by ``verify``: provider, weights, bindings run, tensors compared, notes
+    runtime: dict | None = None
 
     @property
     def status(self) -> str:
@@ -60,6 +66,7 @@ class FileReport:
             "status": self.status,
             "error": self.error,
             "diagnostics": [d.to_json() for d in self.diagnostics],
+            **({"runtime": self.runtime} if self.runtime is not None else {}),
         }
 
 

@@ -34,7 +34,7 @@ def test_findings_exit_1_with_one_line_each(runner, tmp_path):
 
 
 def test_json_output_follows_the_contract(runner):
-    bad = next(FIXTURES.glob("multi-conflict/*.onnx"))
+    bad = next(FIXTURES.glob("multi-conflict/bad*.onnx"))
     res = runner.invoke(main, ["check", "--format", "json", str(bad), str(HEALTHY[0])])
     data = json.loads(res.output)
     assert data["tool"]["name"] == "shapelint"
@@ -68,7 +68,7 @@ def test_folders_are_searched_recursively_and_globs_expand(runner):
 
 
 def test_select_and_ignore_filter_codes(runner):
-    bad = next(FIXTURES.glob("multi-conflict/*.onnx"))
+    bad = next(FIXTURES.glob("multi-conflict/bad*.onnx"))
     res = runner.invoke(main, ["check", "--format", "json", "--select", "SL103", str(bad)])
     assert {d["rule"] for d in json.loads(res.output)["files"][0]["diagnostics"]} == {"SL103"}
     res = runner.invoke(main, ["check", "--format", "json", "--ignore", "SL1", str(bad)])

@@ -1,14 +1,21 @@
-"""Formatters: text for people, JSON for machines."""
+"""Formatters: text for people; JSON, SARIF and GitHub annotations for machines."""
 
+from .github import render_github
 from .json import render_json
+from .sarif import render_sarif
 from .text import render_text
 
-FORMATS = ("text", "json")
+FORMATS = ("text", "json", "sarif", "github")
 
-__all__ = ["render_text", "render_json", "FORMATS", "render"]
+__all__ = ["render_text", "render_json", "render_sarif", "render_github", "FORMATS", "render"]
 
 
-def render(report, fmt: str, **kw) -> str:
+def render(report, fmt: str, rules=(), **kw) -> str:
+    """``report`` in ``fmt``; ``rules`` (the classes that ran) feed SARIF's rule descriptors."""
     if fmt == "json":
         return render_json(report)
+    if fmt == "sarif":
+        return render_sarif(report, rules)
+    if fmt == "github":
+        return render_github(report)
     return render_text(report, **kw)

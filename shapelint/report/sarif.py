@@ -24,7 +24,7 @@ from pathlib import Path
 from .. import __version__
 from ..diagnostics import Diagnostic, RunReport
 
-__all__ = ["render_sarif", "to_sarif", "source_line", "artifact_uri", "SCHEMA_URI"]
+__all__ = ["SCHEMA_URI", "artifact_uri", "render_sarif", "source_line", "to_sarif"]
 
 SCHEMA_URI = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 FINGERPRINT_KEY = "shapelintFingerprint/v1"
@@ -92,7 +92,7 @@ def _descriptor(cls) -> dict:
 
 def _what_it_does(doc: str) -> str:
     """The "## What it does" section of a ruff-style doc, as one paragraph."""
-    m = re.search(r"^## What it does\s*\n(.*?)(?=^## |\Z)", doc, flags=re.S | re.M)
+    m = re.search(r"^## What it does\s*\n(.*?)(?=^## |\Z)", doc, flags=re.DOTALL | re.MULTILINE)
     return " ".join(m.group(1).split()) if m else ""
 
 
@@ -145,7 +145,7 @@ def to_sarif(report: RunReport, rules=()) -> dict:
                 "level": _LEVEL[d.severity],
                 "message": {"text": _message(d)},
                 "partialFingerprints": {FINGERPRINT_KEY: _fingerprint(d, uri, ordinal)},
-                "properties": {"model": f.path, "node": d.node, "opType": d.op_type, "tensor": d.tensor},
+                "properties": {k: v for k, v in (("model", f.path), ("node", d.node), ("opType", d.op_type), ("tensor", d.tensor)) if v},
             }
             if where is not None:
                 result["locations"] = [_location(where[0].replace(os.sep, "/"), where[1])]

@@ -26,6 +26,10 @@ def render_text(report: RunReport, color: bool = False, show_fix: bool = True, q
                 lines.append(f"    fix: {d.fix}")
             if d.source:
                 lines.append(f"    source: {d.source}")
+            if d.runtime:
+                lines.append(f"    runtime: {d.runtime['summary']}")
+        if f.runtime:
+            lines.extend(runtime_lines(f, style))
     if not quiet:
         s = report.summary()
         parts = [f"{s['errors']} error{'s' if s['errors'] != 1 else ''}", f"{s['warnings']} warning{'s' if s['warnings'] != 1 else ''}"]
@@ -35,3 +39,24 @@ def render_text(report: RunReport, color: bool = False, show_fix: bool = True, q
         summary = f"Checked {s['files']} file{'s' if s['files'] != 1 else ''}{tail}: {', '.join(parts)} ({report.seconds:.2f}s)"
         lines.append(style(summary, bold=True))
     return "\n".join(lines)
+
+
+def runtime_lines(f, style=lambda s, **_: s) -> list[str]:
+    """What ``verify`` ran: one line per file, then its notes."""
+    rt = f.runtime
+    runs = []
+    for b in rt["bindings"]:
+        label = ", ".join(f"{k}={v}" for k, v in b["dims"].items()) or "static shapes"
+        label = f"({label})" if len(b["dims"]) > 1 else label
+        if b["status"] == "ok":
+            runs.append(f"{label} runs")
+        elif b.get("node"):
+            runs.append(f"{label} fails in {b['node']!r}")
+        else:
+            runs.append(f"{label} {b['status']}")
+    head = f"onnxruntime ({rt['provider']}, weights {rt['weights'].split(':')[0]})"
+    body = "; ".join(runs) if runs else "not run"
+    tail = f"{rt['tensors_compared']} tensor shapes compared, {rt['disagreements']} disagree ({rt['seconds']:.2f}s)"
+    out = [f"{style(f.path, bold=True)}: {head}: {body}; {tail}"]
+    out.extend(f"    note: {n}" for n in rt.get("notes", ()))
+    return out

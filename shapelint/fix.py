@@ -1,0 +1,529 @@
+"""Apply the findings' machine-applicable fixes to a copy, re-check it, then run it.
+
+``shapelint fix MODEL -o FIXED.onnx``:
+
+1. check the model; each finding whose rule attached a :class:`~shapelint.rule.Fix`
+   is applied to a copy, one at a time, re-checking in between (so that an
+   edit never acts on a graph another edit already changed);
+2. re-check the copy: the fixed findings must be gone and no new one appear;
+3. run both under onnxruntime (:mod:`shapelint.verify`) at the same
+   bindings and inputs: the copy must run wherever the original failed, and
+   tensors no edit touches must keep their values (the outputs too, for
+   edits marked ``preserves_outputs``).
+
+The input file is never written; ``-o`` may not name it.  Exit codes: 0
+every finding fixed and the copy confirmed; 1 findings remain (no mechanical
+fix, or the copy still fails where the original did); 2 errors (unreadable
+model, an edit that raises or makes the graph invalid, a copy that is worse
+than the original).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from .diagnostics import Diagnostic, FileReport
+
+__all__ = ["AppliedFix", "FixError", "FixResult", "fix_model", "fix_to_json", "graph_diff", "render_fix_text"]
+
+logger = logging.getLogger(__name__)
+
+MAX_PASSES = 64
+
+
+class FixError(Exception):
+    """``fix`` cannot run (bad output path, unreadable model); ``str`` is the reason."""
+
+
+@dataclass
+class AppliedFix:
+    """One edit as it was applied (or refused)."""
+
+    rule: str
+    node: str | None
+    description: str
+    ok: bool
+    error: str | None = None
+    preserves_outputs: bool = False
+    changes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class FixResult:
+    """What ``fix`` did and how the copy fared."""
+
+    path: str
+    output: str | None
+    dry_run: bool = False
+    before: FileReport | None = None
+    after: FileReport | None = None
+    applied: list[AppliedFix] = field(default_factory=list)
+    unfixable: list[Diagnostic] = field(default_factory=list)  # findings without a mechanical fix
+    remaining: list[Diagnostic] = field(default_factory=list)  # had a fix, still reported after it
+    new: list[Diagnostic] = field(default_factory=list)  # reported on the copy only
+    also_gone: list[Diagnostic] = field(default_factory=list)  # no edit of their own, removed by the others
+    verification: dict | None = None
+    error: str | None = None
+    written: bool = False
+    seconds: float = 0.0
+
+    @property
+    def broken(self) -> list[str]:
+        """Reasons the copy is worse than the original (exit 2)."""
+        out = [f"edit of {a.rule} on {a.node or '<graph>'} failed: {a.error}" for a in self.applied if not a.ok]
+        out += [f"new finding on the copy: {d.rule} {d.node or '<graph>'}: {d.message}" for d in self.new]
+        v = self.verification or {}
+        out += v.get("regressions", [])
+        return out
+
+    @property
+    def exit_code(self) -> int:
+        if self.error is not None or self.broken:
+            return 2
+        v = self.verification or {}
+        if self.unfixable or self.remaining or v.get("still_failing"):
+            return 1
+        return 0
+
+
+def _key(d: Diagnostic) -> tuple:
+    return (d.rule, d.node, d.tensor)
+
+
+def _copy(model: onnx.ModelProto) -> onnx.ModelProto:
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    return out
+
+
+# ------------------------------------------------------------------ graph diff
+def _attr_text(a: onnx.AttributeProto) -> str:
+    v = onnx.helper.get_attribute_value(a)
+    if isinstance(v, bytes):
+        v = v.decode("utf-8", "replace")
+    if isinstance(v, (onnx.GraphProto, onnx.TensorProto)) or (isinstance(v, list) and v and not isinstance(v[0], (int, float, bytes, str))):
+        return f"{a.name}=<{type(v).__name__}>"
+    return f"{a.name}={v}"
+
+
+def _node_text(n: onnx.NodeProto) -> str:
+    attrs = ", ".join(_attr_text(a) for a in n.attribute)
+    return (f"{n.op_type} {n.name!r} ({', '.join(n.input)}) -> ({', '.join(n.output)})"
+            + (f" [{attrs}]" if attrs else ""))
+
+
+def _value_text(t: onnx.TensorProto) -> str:
+    n = int(np.prod(t.dims)) if t.dims else 1
+    if n <= 16 and t.data_location != onnx.TensorProto.EXTERNAL:
+        try:
+            return str(numpy_helper.to_array(t).tolist())
+        except Exception:
+            logger.debug("cannot read initializer %s", t.name, exc_info=True)
+    return f"<{onnx.helper.tensor_dtype_to_string(t.data_type)} {list(t.dims)}>"
+
+
+def graph_diff(before: onnx.ModelProto, after: onnx.ModelProto) -> list[str]:
+    """The main graph's edits, one line each: ``+`` added, ``-`` removed, ``~`` changed.
+
+    >>> import onnx.parser
+    >>> a = onnx.parser.parse_model('''<ir_version: 8, opset_import: ["" : 17]>
+    ... g (float[2] x) => (y) { y = Relu(x) }''')
+    >>> b = onnx.ModelProto(); b.CopyFrom(a); b.graph.node[0].op_type = "Neg"
+    >>> graph_diff(a, b)
+    ["- Relu '' (x) -> (y)", "+ Neg '' (x) -> (y)"]
+    """
+    out: list[str] = []
+    old = [n.SerializeToString() for n in before.graph.node]
+    new = [n.SerializeToString() for n in after.graph.node]
+    old_named = {n.name: n for n in before.graph.node if n.name}
+    old_set, new_set = set(old), set(new)
+    changed_names = set()
+    for n in after.graph.node:
+        if n.SerializeToString() in old_set:
+            continue
+        if n.name and n.name in old_named:
+            o = old_named[n.name]
+            parts = []
+            if list(o.input) != list(n.input):
+                parts.append(f"inputs ({', '.join(o.input)}) -> ({', '.join(n.input)})")
+            if list(o.output) != list(n.output):
+                parts.append(f"outputs ({', '.join(o.output)}) -> ({', '.join(n.output)})")
+            oa = {a.name: _attr_text(a) for a in o.attribute}
+            na = {a.name: _attr_text(a) for a in n.attribute}
+            for k in sorted(set(oa) | set(na)):
+                if oa.get(k) != na.get(k):
+                    parts.append(f"attribute {oa.get(k) or k} -> {na.get(k) or 'removed'}")
+            if o.op_type != n.op_type:
+                parts.append(f"op {o.op_type} -> {n.op_type}")
+            changed_names.add(n.name)
+            out.append(f"~ {n.op_type} {n.name!r}: " + "; ".join(parts))
+    for n in before.graph.node:
+        if n.SerializeToString() not in new_set and not (n.name and n.name in changed_names):
+            out.append(f"- {_node_text(n)}")
+    for n in after.graph.node:
+        if n.SerializeToString() not in old_set and not (n.name and n.name in changed_names):
+            out.append(f"+ {_node_text(n)}")
+    bi = {t.name: t for t in before.graph.initializer}
+    ai = {t.name: t for t in after.graph.initializer}
+    for name in sorted(set(bi) | set(ai)):
+        if name not in ai:
+            out.append(f"- initializer {name!r} {_value_text(bi[name])}")
+        elif name not in bi:
+            out.append(f"+ initializer {name!r} {_value_text(ai[name])}")
+        elif bi[name].SerializeToString() != ai[name].SerializeToString():
+            out.append(f"~ initializer {name!r}: {_value_text(bi[name])} -> {_value_text(ai[name])}")
+    for kind in ("input", "output"):
+        bo = [v.SerializeToString() for v in getattr(before.graph, kind)]
+        ao = [v.SerializeToString() for v in getattr(after.graph, kind)]
+        if bo != ao:
+            out.append(f"~ graph {kind}s: {', '.join(v.name for v in getattr(before.graph, kind))} -> "
+                       f"{', '.join(v.name for v in getattr(after.graph, kind))}")
+    return out
+
+
+def _touched(before: onnx.ModelProto, after: onnx.ModelProto) -> set[str]:
+    """Tensors of ``after`` whose value an edit may have changed: outputs of new or
+    changed nodes, tensors fed by changed initializers or inputs, and everything below them."""
+    old = {n.SerializeToString() for n in before.graph.node}
+    bi = {t.name: t.SerializeToString() for t in before.graph.initializer}
+    seeds = set()
+    for t in after.graph.initializer:
+        if bi.get(t.name) != t.SerializeToString():
+            seeds.add(t.name)
+    for n in after.graph.node:
+        if n.SerializeToString() not in old:
+            seeds.update(o for o in n.output if o)
+    touched = set(seeds)
+    changed = True
+    while changed:
+        changed = False
+        for n in after.graph.node:
+            if any(i in touched for i in n.input) and not all(o in touched for o in n.output if o):
+                touched.update(o for o in n.output if o)
+                changed = True
+    return touched
+
+
+# ------------------------------------------------------------------- fix loop
+def _apply_fixes(model: onnx.ModelProto, check_kwargs: dict, result: FixResult):
+    from .check import check
+
+    current = _copy(model)
+    attempted: set[tuple] = set()
+    for _ in range(MAX_PASSES):
+        report = check(current, **check_kwargs)
+        todo = [d for d in report.diagnostics if d.edit is not None and _key(d) not in attempted]
+        if not todo:
+            break
+        d = todo[0]
+        attempted.add(_key(d))
+        trial = _copy(current)
+        rec = AppliedFix(d.rule, d.node, d.edit.description, ok=True,
+                         preserves_outputs=bool(getattr(d.edit, "preserves_outputs", False)))
+        try:
+            d.edit.apply(trial)
+            onnx.checker.check_model(trial)
+        except Exception as exc:  # noqa: BLE001 - a rule's edit is plugin code: report, never crash
+            rec.ok, rec.error = False, f"{type(exc).__name__}: {exc}"
+            result.applied.append(rec)
+            continue
+        rec.changes = graph_diff(current, trial)
+        result.applied.append(rec)
+        current = trial
+    return current
+
+
+def _save(model: onnx.ModelProto, output: str, external: bool) -> None:
+    """Write ``model``; with external data (a copy is saved: onnx.save empties the tensors it moves out)."""
+    if external or model.ByteSize() > 1_800_000_000:
+        loc = Path(output).name + ".data"
+        data = Path(output).with_name(loc)
+        if data.exists():
+            data.unlink()
+        onnx.save(_copy(model), output, save_as_external_data=True, all_tensors_to_one_file=True, location=loc,
+                  size_threshold=0 if external else 1024)
+    else:
+        with open(output, "wb") as fh:
+            fh.write(model.SerializeToString())
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        if os.path.exists(b) and os.path.samefile(a, b):
+            return True
+    except OSError:
+        pass
+    return Path(a).resolve() == Path(b).resolve()
+
+
+def fix_model(path: str, output: str | None, dry_run: bool = False, rules=None, select=None, ignore=None,
+              dims: dict[str, int] | None = None, provider: str = "cpu", timeout: float | None = None,
+              memory_mb: int | None = None, run: bool = True) -> FixResult:
+    """Fix ``path`` into ``output`` (see the module doc); never raises on a bad model.
+
+    Raises
+    ------
+    FixError
+        ``output`` is missing (without ``dry_run``) or names the input file.
+    """
+    from . import verify as V
+    from .check import check
+    from .load import LoadError
+
+    start = time.perf_counter()
+    path = os.fspath(path)
+    if output is None and not dry_run:
+        raise FixError("give the fixed copy's path with -o FIXED.onnx (or use --dry-run)")
+    if output is not None and _same_file(path, output):
+        raise FixError(f"-o {output} is the input file: fix never overwrites its input; choose another path")
+    result = FixResult(path, output, dry_run)
+    if rules is None:
+        from .plugins import load_rules
+
+        rules = list(load_rules())
+    kwargs = {"rules": rules, "select": select, "ignore": ignore}
+    try:
+        prepared = V.prepare(path, name_dims=False)
+    except LoadError as exc:
+        result.error = str(exc)
+        return result
+    if prepared.weights.startswith("random"):
+        result.error = (f"cannot write a fixed copy: {prepared.weights}; put the data file next to the model")
+        if not dry_run:
+            return result
+    original = prepared.model
+    result.before = check(original, **kwargs)
+    result.before.path = path
+    fixed = _apply_fixes(original, kwargs, result)
+    after = check(fixed, **kwargs)
+    if not dry_run:
+        try:
+            _save(fixed, output, external=prepared.weights.startswith("external"))
+            result.written = True
+            after = check(output, **kwargs)  # the copy as written, re-read from disk
+        except OSError as exc:
+            result.error = f"cannot write {output}: {exc.strerror or exc}"
+            return result
+    after.path = output or "<dry run>"
+    result.after = after
+    ok_keys = {(a.rule, a.node) for a in result.applied if a.ok}
+    before_keys = {_key(d) for d in result.before.diagnostics}
+    result.remaining = [d for d in after.diagnostics if (d.rule, d.node) in ok_keys]
+    result.new = [d for d in after.diagnostics if _key(d) not in before_keys and (d.rule, d.node) not in ok_keys]
+    fixed_keys = {(a.rule, a.node) for a in result.applied}
+    after_keys = {_key(a) for a in after.diagnostics}
+    result.unfixable = [d for d in result.before.diagnostics if (d.rule, d.node) not in fixed_keys and _key(d) in after_keys]
+    result.also_gone = [d for d in result.before.diagnostics if (d.rule, d.node) not in fixed_keys and _key(d) not in after_keys]
+    if run and not dry_run and any(a.ok for a in result.applied):
+        try:
+            result.verification = _verify_copy(original, fixed, result, dims, provider, timeout, memory_mb)
+        except V.ProviderUnavailable as exc:
+            result.error = str(exc)
+        except V.VerifyError as exc:
+            result.verification = {"skipped": str(exc), "regressions": [], "still_failing": []}
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _status(r) -> str:
+    return "runs" if r.status == "ok" else r.status
+
+
+def _verify_copy(original, fixed, result: FixResult, dims, provider, timeout, memory_mb) -> dict:
+    from . import verify as V
+    from .graph import ModelGraph
+    from .infer import infer
+
+    timeout = timeout or V.DEFAULT_TIMEOUT
+    memory_mb = memory_mb if memory_mb is not None else V.DEFAULT_MEMORY_MB
+    p0 = V.prepare(original)
+    p1 = V.prepare(fixed)
+    mg0, mg1 = ModelGraph.from_model(p0.model), ModelGraph.from_model(p1.model)
+    t0, t1 = infer(mg0), infer(mg1)
+    bindings = V.plan_bindings(p0.model, mg0, t0, dims)
+    seen = {b.key() for b in bindings}
+    for b in V.plan_bindings(p1.model, mg1, t1, dims):
+        if b.key() not in seen:
+            bindings.append(b)
+            seen.add(b.key())
+    ex0 = V.execute(p0, mg0, t0, bindings, provider=provider, timeout=timeout, memory_mb=memory_mb, keep_values=True)
+    ex1 = V.execute(p1, mg1, t1, bindings, provider=provider, timeout=timeout, memory_mb=memory_mb, keep_values=True)
+    touched = _touched(original, fixed)
+    preserving = [a for a in result.applied if a.ok]
+    preserving = bool(preserving) and all(a.preserves_outputs for a in preserving)
+    outputs = {v.name for v in original.graph.output}
+    rows, regressions, still = [], [], []
+    compared = equal = compared_out = equal_out = compared_ref = equal_ref = 0
+    refs = {}
+    if preserving:
+        todo = [i for i in range(len(bindings)) if ex0.main[i].status != "ok" and ex1.main[i].status == "ok"]
+        try:
+            refs = V.reference_run(p0, mg0, t0, bindings, todo, timeout=timeout, memory_mb=memory_mb)
+        except V.VerifyError as exc:  # the reference implementation is a bonus: say why it is missing
+            logger.info("onnx.reference could not run the original: %s", exc)
+    for i, b in enumerate(bindings):
+        r0, r1 = ex0.main[i], ex1.main[i]
+        row = {"dims": b.dims, "original": _status(r0), "fixed": _status(r1)}
+        if i in ex0.failures:
+            f = ex0.failures[i][0]
+            row["original_node"] = f.node.name if f.node is not None else None
+            row["original_message"] = f.message
+        if i in ex1.failures:
+            f = ex1.failures[i][0]
+            row["fixed_node"] = f.node.name if f.node is not None else None
+            row["fixed_message"] = f.message
+        if r1.status != "ok":
+            if r0.status != "ok":
+                still.append(f"the copy still fails at {b.label}: {row.get('fixed_message') or r1.message}")
+            else:
+                regressions.append(f"the copy fails at {b.label}, where the original ran: "
+                                   f"{row.get('fixed_message') or r1.message}")
+        # values: the original's run, or the part above its failing node
+        v0 = r0.values if r0.status == "ok" else (ex0.upstream[i].values if i in ex0.upstream else None)
+        v1 = r1.values
+        changed = []
+        if v0 and v1:
+            for name, a in v0.items():
+                if name not in v1:
+                    continue
+                if name in touched and not (preserving and r0.status == "ok"):
+                    continue
+                is_out = name in outputs
+                same = a.shape == v1[name].shape and np.allclose(a, v1[name], rtol=1e-4, atol=1e-5, equal_nan=True)
+                compared += 1
+                equal += same
+                if is_out:
+                    compared_out += 1
+                    equal_out += same
+                if not same:
+                    changed.append(name)
+        # the original failed under onnxruntime: what it means comes from onnx's reference implementation
+        ref = refs.get(i)
+        if ref is not None and ref.status == "ok" and ref.values and v1:
+            row["original_reference"] = "runs"
+            for name in sorted(outputs):
+                if name in ref.values and name in v1:
+                    a = ref.values[name]
+                    same = a.shape == v1[name].shape and np.allclose(a, v1[name], rtol=1e-4, atol=1e-5, equal_nan=True)
+                    compared_ref += 1
+                    equal_ref += same
+                    if not same:
+                        changed.append(f"{name} (vs onnx.reference)")
+        elif ref is not None:
+            row["original_reference"] = ref.status
+        if changed:
+            what = "outputs the edit should preserve" if preserving else "tensors no edit touches"
+            regressions.append(f"at {b.label}, {what} changed value: {', '.join(changed[:5])}"
+                               + (f" and {len(changed) - 5} more" if len(changed) > 5 else ""))
+        rows.append(row)
+    return {"provider": provider, "bindings": rows, "tensors_compared": compared, "tensors_equal": equal,
+            "outputs_compared": compared_out, "outputs_equal": equal_out, "preserves_outputs": preserving,
+            "reference_outputs_compared": compared_ref, "reference_outputs_equal": equal_ref,
+            "regressions": regressions, "still_failing": still,
+            "confirmed": not regressions and not still}
+
+
+# --------------------------------------------------------------------- output
+def _count(report: FileReport | None) -> str:
+    if report is None:
+        return "?"
+    e, w = report.count("error"), report.count("warning")
+    n = len(report.diagnostics)
+    return f"{n} finding{'s' if n != 1 else ''} ({e} error{'s' if e != 1 else ''}, {w} warning{'s' if w != 1 else ''})"
+
+
+def render_fix_text(result: FixResult) -> str:
+    """The before/after summary ``shapelint fix`` prints."""
+    lines = []
+    head = f"{result.path}" + (f" -> {result.output}" if result.output and not result.dry_run else " (dry run: nothing written)")
+    lines.append(head)
+    if result.error and result.before is None:
+        lines.append(f"  error: {result.error}")
+        return "\n".join(lines)
+    for a in result.applied:
+        tag = ("would fix" if result.dry_run else "fixed ") if a.ok else "FAILED"
+        lines.append(f"  {tag} [{a.rule}] {a.node or '<graph>'}: {a.description}" + (f" ({a.error})" if a.error else ""))
+        if result.dry_run or len(a.changes) <= 12:
+            lines.extend(f"           {c}" for c in a.changes)
+        else:
+            lines.extend(f"           {c}" for c in a.changes[:12])
+            lines.append(f"           ... {len(a.changes) - 12} more")
+    for d in result.unfixable:
+        lines.append(f"  no fix [{d.rule}] {d.node or '<graph>'}: {d.message}")
+        if d.fix:
+            lines.append(f"           by hand: {d.fix}")
+    lines.append(f"  before: {_count(result.before)}; after: {_count(result.after)}")
+    for d in result.also_gone:
+        lines.append(f"  also gone: [{d.rule}] {d.node or '<graph>'} (no edit of its own; the fixes above removed it)")
+    for d in result.remaining:
+        lines.append(f"  still reported after its fix: [{d.rule}] {d.node or '<graph>'}: {d.message}")
+    for d in result.new:
+        lines.append(f"  NEW on the copy: [{d.rule}] {d.node or '<graph>'}: {d.message}")
+    v = result.verification
+    if v and "skipped" in v:
+        lines.append(f"  onnxruntime: not run ({v['skipped']})")
+    elif v:
+        lines.append(f"  onnxruntime ({v['provider']}):")
+        width = max(len(", ".join(f"{k}={x}" for k, x in r["dims"].items()) or "static shapes") for r in v["bindings"])
+        for r in v["bindings"]:
+            label = ", ".join(f"{k}={x}" for k, x in r["dims"].items()) or "static shapes"
+            o = r["original"] if r["original"] == "runs" else f"fails in {r.get('original_node') or '?'}"
+            f = r["fixed"] if r["fixed"] == "runs" else f"fails in {r.get('fixed_node') or '?'}"
+            lines.append(f"    {label:<{width}}  original: {o:<40} copy: {f}")
+        scope = ("all tensors where the original ran, as the edits preserve outputs; elsewhere those above the edits"
+                 if v["preserves_outputs"] else "tensors no edit touches")
+        if v.get("reference_outputs_compared"):
+            lines.append(f"    outputs: {v['reference_outputs_equal']}/{v['reference_outputs_compared']} equal to the "
+                         "original's as computed by onnx.reference where onnxruntime refused the original")
+        if v["tensors_compared"]:
+            lines.append(f"    values: {v['tensors_equal']}/{v['tensors_compared']} tensors equal in original and copy ({scope})"
+                         + (f"; graph outputs {v['outputs_equal']}/{v['outputs_compared']} equal" if v["outputs_compared"] else ""))
+        else:
+            lines.append("    values: no tensor of the original's onnxruntime runs is left untouched by the edits")
+        for msg in v["regressions"]:
+            lines.append(f"    REGRESSION: {msg}")
+        for msg in v["still_failing"]:
+            lines.append(f"    still failing: {msg}")
+    if result.error:
+        lines.append(f"  error: {result.error}")
+    for msg in (m for m in result.broken if not m.startswith(("new finding", "the copy", "at "))):
+        lines.append(f"  error: {msg}")
+    verdict = {0: "every finding fixed" + (" and the copy confirmed under onnxruntime" if v and v.get("confirmed") else ""),
+               1: "some findings remain", 2: "errors: see above"}[result.exit_code]
+    if result.written:
+        lines.append(f"  wrote {result.output}: {verdict}")
+    else:
+        lines.append(f"  {verdict}")
+    return "\n".join(lines)
+
+
+def fix_to_json(result: FixResult) -> dict:
+    """The JSON form of ``shapelint fix --format json``."""
+    from . import __version__
+
+    return {
+        "tool": {"name": "shapelint", "version": __version__},
+        "input": result.path,
+        "output": result.output,
+        "dry_run": result.dry_run,
+        "written": result.written,
+        "error": result.error,
+        "applied": [{"rule": a.rule, "node": a.node, "description": a.description, "ok": a.ok, "error": a.error,
+                     "preserves_outputs": a.preserves_outputs, "changes": a.changes} for a in result.applied],
+        "unfixable": [d.to_json() for d in result.unfixable],
+        "remaining": [d.to_json() for d in result.remaining],
+        "new": [d.to_json() for d in result.new],
+        "also_gone": [d.to_json() for d in result.also_gone],
+        "before": result.before.to_json() if result.before else None,
+        "after": result.after.to_json() if result.after else None,
+        "verification": result.verification,
+        "exit_code": result.exit_code,
+    }
