@@ -1,0 +1,132 @@
+"""A reduction pools the hidden or class axis of a recurrent output and keeps time.
+
+## What it does
+Reports ReduceMean/ReduceSum/ReduceMax/ReduceMin over the hidden axis of
+LSTM/GRU/RNN states (or over the class axis of their per-step projection)
+when the time axis survives the reduction: one number per step comes out
+where one vector per sequence (pooling over time) was meant.
+
+## Why is this bad?
+``out.mean(dim=2)`` of ``(batch, seq, hidden)`` averages the hidden units
+of each step; ``probs.mean(-1)`` of softmax outputs is ``1/classes``
+everywhere.  The model runs; the summary it computes is meaningless, and a
+following layer ends up sized by the sequence length.
+
+## Example
+```python
+out, _ = self.lstm(x)          # (batch, seq, hidden), batch_first
+pooled = out.mean(dim=2)       # (batch, seq): hidden units averaged
+```
+Keras: ``GlobalAveragePooling1D(data_format="channels_first")`` on
+``(batch, steps, features)``, or ``ops.mean(x, axis=-1)``.
+
+## Use instead
+```python
+pooled = out.mean(dim=1)       # (batch, hidden): mean over time
+```
+Keras: ``GlobalAveragePooling1D()`` (channels_last) or ``ops.mean(x,
+axis=1)``; the seed article's ``tf.reduce_mean(output_dense_sequence,
+axis=1)``.  The attached edit reduces over the time axis instead.
+
+## Options
+None.
+
+## Limitations
+Reductions that are part of a normalisation or gating (the result is
+combined back with the sequence: ``x - x.mean(-1, keepdim=True)``) and
+reductions of weighted states (attention scores ``(out * v).sum(-1)``) are
+not reported.  ReduceL2/ReduceLogSumExp and friends are not judged.
+Recurrences followed: ONNX LSTM/GRU/RNN (both layouts, any direction,
+stacked layers through torch's ``Y_h`` concatenation) and unrolled cells
+whose per-step states are stacked along time (Keras 3 on torch: LSTM, GRU,
+SimpleRNN, ``Bidirectional`` read back with ``Slice(step=-1)``;
+``nn.LSTMCell`` loops; dynamo's unrolled ``nn.RNN``).  Not followed:
+Scan/Loop bodies, sequence ops (``ConcatFromSequence``), contrib-domain
+recurrent ops, Einsum projections.
+"""
+
+from __future__ import annotations
+
+from shapelint.dims import format_shape
+from shapelint.rule import Fix, Rule, Severity
+
+from ._edit import Editor, keeps_shapes_consistent
+from ._lstm_axes import FEATURE, HIDDEN, TIME, _Walker, analyse, describe_axes, reduce_axes, weights_the_sequence
+
+OPS = ("ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin")
+
+
+class ReductionOverFeatures(Rule):
+    __doc__ = __doc__
+    code, slug, severity = "SL404", "reduction-over-features", Severity.WARNING
+    op_types = ()
+
+    def check(self, node, ctx):
+        an = analyse(ctx)
+        if not an.sources:
+            return
+        walker = _Walker(ctx)
+        for n in ctx.graph.topological_order():
+            if n.op_type not in OPS or not n.input:
+                continue
+            r = an.get(n.input[0])
+            if r is None:
+                continue
+            x = an.shape(n.input[0])
+            if x is None or len(x) != r.rank:
+                ctx.skip(f"{n.name}: input shape unknown")
+                continue
+            axes = reduce_axes(n, r.rank, walker)
+            t = r.find(TIME)
+            if not axes or t is None or t in axes or _one(x[t]):
+                continue
+            feats = [k for k in axes if not _one(x[k]) and self.is_feature(r, k)]
+            if not feats or any(k not in feats and not _one(x[k]) for k in axes):
+                continue
+            if weights_the_sequence(n.output[0], an, ctx):
+                continue
+            yield self.finding(n, r, x, sorted(axes), feats, t, an, ctx)
+
+    @staticmethod
+    def is_feature(r, k) -> bool:
+        role = r.axes[k].role
+        return (role == HIDDEN and r.pure) or role == FEATURE
+
+    def finding(self, n, r, x, axes, feats, t, an, ctx):
+        name = n.name or n.output[0]
+        desc = describe_axes(r, x)
+        what = "hidden units" if r.axes[feats[0]].role == HIDDEN else "projected features (classes)"
+        msg = (f"{n.op_type} {name!r} reduces axis {', '.join(map(str, feats))} of the output of {r.source.label()} {desc}, "
+               f"the {what}, and keeps time (axis {t}): the result {format_shape(an.shape(n.output[0]))} has one value "
+               "per step instead of one vector per sequence")
+        batch_first = t == 1
+        fix = (f"pool over time: PyTorch out.{_torch(n.op_type)}(dim={t}) ({'batch_first' if batch_first else 'time-major'}); "
+               f"Keras GlobalAveragePooling1D() / GlobalMaxPooling1D() (channels_last) or ops.mean(x, axis={t})")
+        new_axes = sorted({t} | {k for k in axes if k not in feats})
+        edit = Fix(f"reduce {name!r} over axes {new_axes} (time) instead of {axes}",
+                   lambda m, o=n.output[0], op=n.op_type, v=new_axes: _set_axes(m, o, op, v))
+        if not keeps_shapes_consistent(ctx, edit):
+            edit = None  # a layer downstream is sized by the steps: it needs resizing too
+            fix += "; then size the next layer to the pooled features (nn.Linear(hidden_size, ...); Dense infers it)"
+        return ctx.finding(n, msg, fix=fix, tensor=n.input[0], edit=edit)
+
+
+def _torch(op):
+    return {"ReduceMean": "mean", "ReduceSum": "sum", "ReduceMax": "amax", "ReduceMin": "amin"}[op]
+
+
+def _set_axes(model, out, op, axes):
+    ed = Editor(model)
+    node = ed.node(out, op)
+    if any(a.name == "axes" for a in node.attribute) or len(node.input) < 2 or not node.input[1]:
+        if len(node.input) < 2 and (op == "ReduceSum" and ed.opset >= 13 or ed.opset >= 18):
+            node.input.append(ed.ints(f"{node.name or out}/axes", axes))
+        else:
+            ed.set_attr(node, "axes", list(axes))
+    else:
+        node.input[1] = ed.ints(f"{node.name or out}/axes", axes)
+    ed.forget_shapes(ed.downstream(out))
+
+
+def _one(d) -> bool:
+    return isinstance(d, int) and d == 1
