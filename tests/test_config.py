@@ -203,7 +203,9 @@ def test_a_bad_config_is_a_one_line_error_with_exit_2(tmp_path):
 
 
 def test_jobs_default_to_the_cores_and_the_file_can_set_them(tmp_path, monkeypatch):
-    import shapelint.check as check_mod
+    import sys
+
+    check_mod = sys.modules["shapelint.check"]
 
     seen = []
     real = check_mod.check_paths

@@ -1,0 +1,41 @@
+"""The Python API contract: shapelint.infer_shapes and shapelint.check."""
+
+import onnx
+
+import shapelint
+
+from .conftest import FIXTURES
+
+
+def test_infer_shapes_takes_a_path_and_fills_every_node_output():
+    path = FIXTURES / "healthy" / "cnn_lstm_ts.onnx"
+    model = shapelint.infer_shapes(path)
+    typed = {vi.name for vi in model.graph.value_info} | {o.name for o in model.graph.output}
+    produced = {o for n in model.graph.node for o in n.output if o}
+    assert produced <= typed
+    dims = [d.dim_param or d.dim_value for d in model.graph.output[0].type.tensor_type.shape.dim]
+    assert dims[0] == "batch"
+
+
+def test_infer_shapes_agrees_with_onnx_wherever_onnx_knows_a_static_dim():
+    path = FIXTURES / "healthy" / "hf_gpt2_ts.onnx"
+    ours = {vi.name: vi for vi in shapelint.infer_shapes(path).graph.value_info}
+    theirs = onnx.shape_inference.infer_shapes(onnx.load(path), data_prop=True)
+    compared = 0
+    for vi in theirs.graph.value_info:
+        if vi.name not in ours or not vi.type.tensor_type.HasField("shape"):
+            continue
+        a = vi.type.tensor_type.shape.dim
+        b = ours[vi.name].type.tensor_type.shape.dim
+        assert len(a) == len(b), vi.name
+        for x, y in zip(a, b):
+            if x.HasField("dim_value"):
+                compared += 1
+                assert y.dim_value == x.dim_value, vi.name
+    assert compared > 100
+
+
+def test_check_returns_a_report_with_diagnostics():
+    report = shapelint.check(next(FIXTURES.glob("SL103-*/bad*.onnx")))
+    assert report.status == "findings"
+    assert {d.rule for d in report.diagnostics} == {"SL103"}
