@@ -527,8 +527,9 @@ class AxisRoles:
     def _seed_hints(self) -> None:
         for rc in self.recurrences:
             shape = self._shape(rc.tensor)
-            if shape is None:
-                continue
+            axes = [a for a in (rc.time_axis, rc.batch_axis, rc.feature_axis) if a is not None]
+            if shape is None or any(not -len(shape) <= a < len(shape) for a in axes):
+                continue  # a malformed graph: no hint rather than a crash
             h = [None] * len(shape)
             h[rc.time_axis] = "time"
             if rc.batch_axis is not None:
@@ -778,7 +779,8 @@ class AxisRoles:
                         return tuple(a for k, a in enumerate(x) if k not in axes)
                 else:
                     axes = sorted(a + len(dst) if a < 0 else a for a in axes)
-                    if len(src) + len(axes) == len(dst):
+                    valid = len(set(axes)) == len(axes) and all(0 <= a < len(dst) for a in axes)
+                    if valid and len(src) + len(axes) == len(dst) and len(x) == len(src):
                         it = iter(x)
                         return tuple(UNKNOWN_ROLE if k in axes else next(it) for k in range(len(dst)))
         result = [UNKNOWN_ROLE] * len(dst)

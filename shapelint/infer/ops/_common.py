@@ -10,6 +10,15 @@ from ..registry import NodeContext
 BOOL = onnx.TensorProto.BOOL
 INT64 = onnx.TensorProto.INT64
 INT32 = onnx.TensorProto.INT32
+#: no real tensor has more axes; a longer shape vector is a hostile or broken file
+MAX_RANK = 64
+
+
+def unknown_dims(n) -> tuple | None:
+    """``n`` anonymous dims, or unknown rank when ``n`` is not a plausible rank."""
+    if not isinstance(n, int) or not 0 <= n <= MAX_RANK:
+        return None
+    return tuple(fresh_symbol() for _ in range(n))
 
 
 def norm_axis(axis: int, rank: int) -> int | None:

@@ -24,7 +24,7 @@ from ...dims import (
 )
 from ..registry import NodeContext, int_values, register, values_of
 from ..table import TensorInfo
-from ._common import INT64, norm_axis
+from ._common import INT64, norm_axis, unknown_dims
 
 
 @register("Constant")
@@ -83,7 +83,7 @@ def reshape(ctx: NodeContext):
     if target is None:
         t = ctx.input(1)
         if t.shape is not None and len(t.shape) == 1 and isinstance(t.shape[0], int):
-            return [ctx.out(x.dtype, tuple(fresh_symbol() for _ in range(t.shape[0])))]
+            return [ctx.out(x.dtype, unknown_dims(t.shape[0]))]
         return [TensorInfo(dtype=x.dtype)]
     allowzero = ctx.attr("allowzero", 0)
     out = []
@@ -467,7 +467,7 @@ def expand(ctx: NodeContext):
         t = ctx.input(1)
         if x.shape is not None and t.shape is not None and len(t.shape) == 1 and isinstance(t.shape[0], int):
             n = max(t.shape[0], len(x.shape))
-            return [ctx.out(x.dtype, tuple(fresh_symbol() for _ in range(n)))]
+            return [ctx.out(x.dtype, unknown_dims(n))]
         return [TensorInfo(dtype=x.dtype)]
     if x.shape is None:
         return [TensorInfo(dtype=x.dtype)]
@@ -506,7 +506,7 @@ def constant_of_shape(ctx: NodeContext):
     if dims is None:
         t = ctx.input(0)
         if t.shape is not None and len(t.shape) == 1 and isinstance(t.shape[0], int):
-            return [ctx.out(dtype, tuple(fresh_symbol() for _ in range(t.shape[0])))]
+            return [ctx.out(dtype, unknown_dims(t.shape[0]))]
         return [TensorInfo(dtype=dtype)]
     for d in dims:
         if isinstance(d, int) and d < 0:
