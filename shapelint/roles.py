@@ -1236,6 +1236,8 @@ def _const_of(graph: ModelGraph, table: ShapeTable, t: str):
 
 def _step_index(graph, table, node, tensor):
     """``(axis, index, step tensor)`` if ``node`` reads one step of ``tensor``, else None."""
+    if not node.output or not node.output[0]:
+        return None
     shape = table.shape(tensor)
     if shape is None or len(shape) < 2:
         return None
@@ -1393,7 +1395,7 @@ def analyse(graph: ModelGraph, table: ShapeTable, hints: bool = True) -> AxisRol
     """Roles of every tensor of ``graph``; computed once per (table, hints)."""
     key = id(table)
     per = _CACHE.get(key)
-    if per is None or next(iter(per.values())).table is not table:
+    if per is None or (per and next(iter(per.values())).table is not table):
         per = _CACHE[key] = {}
         weakref.finalize(table, _CACHE.pop, key, None)
     if hints not in per:

@@ -95,6 +95,8 @@ def run_rules(rules: list[type[Rule]], mg: ModelGraph, table: ShapeTable, path: 
         call(cls, None)
     if by_op:
         for info in mg._info.values():  # main graph and subgraphs
+            if not any(info.node.output):
+                continue  # malformed (no outputs): SL002's business, not the op rules'
             for cls in by_op.get(info.node.op_type, ()):
                 call(cls, info.node)
     superseded = {(code, d.node) for d in out for cls in rules if cls.code == d.rule for code in cls.supersedes if d.node}

@@ -90,7 +90,9 @@ class TracedSizeBakedIn(Rule):
         a literal where the symbol was and a ``-1`` dim that no run of input
         axes explains.
         """
-        target = ctx.const(n.input[1]) if len(n.input) > 1 else None
+        if len(n.input) < 2 or not n.output:
+            return None
+        target = ctx.const(n.input[1])
         x = ctx.shape(n.input[0])
         y = ctx.shape(n.output[0])
         if target is None or x is None or y is None:

@@ -94,7 +94,13 @@ class NodeContext:
     def attr(self, name: str, default=None):
         v = self.attrs.get(name, default)
         if isinstance(v, bytes):
-            return v.decode("utf-8", "replace")
+            v = v.decode("utf-8", "replace")
+        if default is not None and v is not default and not _same_kind(v, default):
+            raise AttributeTypeError(f"attribute {name!r} is a {type(v).__name__}, the op needs a {type(default).__name__}")
+        if default is None and v is not None and name in _INT_ATTRS and not isinstance(v, int):
+            raise AttributeTypeError(f"attribute {name!r} is a {type(v).__name__}, the op needs an int")
+        if default is None and v is not None and name in _INTS_ATTRS and not (isinstance(v, list) and all(isinstance(i, int) for i in v)):
+            raise AttributeTypeError(f"attribute {name!r} is a {type(v).__name__}, the op needs a list of ints")
         return v
 
     def ints(self, i: int) -> list[Dim] | None:
@@ -153,6 +159,26 @@ class NodeContext:
 
     def describe_inputs(self) -> str:
         return ", ".join(format_shape(self.shape(i)) for i in range(len(self.node.input)) if self.has_input(i))
+
+
+class AttributeTypeError(ValueError):
+    """An attribute of the wrong type (a hostile or broken file): the node's outputs stay unknown."""
+
+
+_INT_ATTRS = {"axis", "to", "hidden_size", "group", "keepdims", "k", "num_outputs", "num_scan_inputs", "transA", "transB"}
+_INTS_ATTRS = {"perm", "axes", "kernel_shape", "strides", "pads", "dilations", "split", "shape", "output_shape", "output_padding"}
+
+
+def _same_kind(v, default) -> bool:
+    if isinstance(default, bool) or isinstance(default, int):
+        return isinstance(v, int)
+    if isinstance(default, float):
+        return isinstance(v, (int, float))
+    if isinstance(default, str):
+        return isinstance(v, str)
+    if isinstance(default, (list, tuple)):
+        return isinstance(v, (list, tuple))
+    return True
 
 
 def pick(a: Dim, b: Dim) -> Dim:

@@ -96,8 +96,10 @@ def infer_control_flow(inf, ctx: NodeContext, opset_imports):
         ins = [ctx.input(i) for i in range(len(node.input))]
         if ctx.opset < 9:
             return None  # the sequence_lens input of Scan-8 shifts everything
+        if not isinstance(n_scan_in, int) or not 0 <= n_scan_in <= len(ins):
+            return None
         n_state = len(ins) - n_scan_in
-        in_axes = list(ctx.attr("scan_input_axes", [0] * n_scan_in))
+        in_axes = list(ctx.attr("scan_input_axes") or [0] * n_scan_in)
         bound = {}
         seq_len = None
         for k, vi in enumerate(body.input):
@@ -114,7 +116,7 @@ def infer_control_flow(inf, ctx: NodeContext, opset_imports):
             bound[vi.name] = info
         outs = _walk_body(inf, body, bound, opset_imports)
         final = [_merge(ins[k], outs[k]) if ins[k].shape is not None else outs[k] for k in range(n_state)]
-        out_axes = list(ctx.attr("scan_output_axes", [0] * (len(outs) - n_state)))
+        out_axes = list(ctx.attr("scan_output_axes") or [0] * max(0, len(outs) - n_state))
         for j, info in enumerate(outs[n_state:]):
             if info.shape is None:
                 final.append(TensorInfo(dtype=info.dtype))

@@ -18,7 +18,7 @@ from ..graph import ModelGraph, constant_node_value, tensor_value
 from . import ops  # noqa: F401 - registers the handlers
 from .fallback import FallbackError, from_type_proto, infer_with_onnx
 from .fold import fold
-from .registry import NodeContext, handler_for
+from .registry import AttributeTypeError, NodeContext, handler_for
 from .table import ShapeTable, TensorInfo
 
 __all__ = ["infer", "Inferencer"]
@@ -48,7 +48,7 @@ class Inferencer:
         self._depth = 0
         self._expanding: set = set()
         #: function-body nodes that may still be expanded: a call tree that doubles per level stops here
-        self._function_budget = 200_000
+        self._function_budget = max(20_000, 10 * len(mg.nodes))
 
     # --------------------------------------------------------------- seeds
     def seed_value_info(self, vi: onnx.ValueInfoProto) -> TensorInfo:
@@ -92,6 +92,9 @@ class Inferencer:
             try:
                 self.infer_node(node, opset_imports)
             except RecursionError:
+                self._unknown_outputs(node)
+            except AttributeTypeError as exc:
+                logger.debug("%s %r: %s", node.op_type, node.name, exc)
                 self._unknown_outputs(node)
             except Exception as exc:  # noqa: BLE001 - a handler bug must not stop the run
                 logger.warning("inference of %s %r failed: %s", node.op_type, node.name, exc)
