@@ -45,7 +45,7 @@ class NodeInfo:
 class GraphProblem:
     """A structural defect found while building the graph."""
 
-    kind: str  # "cycle" | "duplicate-producer" | "missing-input" | "duplicate-node-name"
+    kind: str  # "cycle" | "duplicate-producer" | "missing-input" | "invalid-utf8"
     message: str
     node: onnx.NodeProto | None = None
 
@@ -82,10 +82,12 @@ class ModelGraph:
         self = cls(model=model, nx=g, nodes=nodes)
         main = model.graph
         for vi in main.input:
-            g.add_node(f"{_INPUT}:{vi.name}", kind=_INPUT, name=vi.name)
+            name = vi.name if type(vi.name) is str else self._repair(vi, "name", "graph input")
+            g.add_node(f"{_INPUT}:{name}", kind=_INPUT, name=name)
         for t in main.initializer:
-            self._initializers[t.name] = t
-            g.add_node(f"{_INIT}:{t.name}", kind=_INIT, name=t.name)
+            name = t.name if type(t.name) is str else self._repair(t, "name", "initializer")
+            self._initializers[name] = t
+            g.add_node(f"{_INIT}:{name}", kind=_INIT, name=name)
         for t in main.sparse_initializer:
             self._initializers.setdefault(t.values.name, t.values)
         stack = [(main, nodes, "")]
@@ -98,12 +100,17 @@ class ModelGraph:
             for i, node in enumerate(gnodes):
                 key = f"{_OP}:{scope}:{i}"
                 self._info[id(node)] = NodeInfo(key, node, scope, i)
-                g.add_node(key, kind=_OP, op_type=node.op_type, name=node.name, scope=scope)
-                if node.name:
-                    seen_names[node.name] = seen_names.get(node.name, 0) + 1
-                for out in node.output:
+                op_type, name = node.op_type, node.name
+                if type(op_type) is not str or type(name) is not str:
+                    op_type, name = self._repair(node, "op_type", "op_type"), self._repair(node, "name", "node name")
+                g.add_node(key, kind=_OP, op_type=op_type, name=name, scope=scope)
+                if name:
+                    seen_names[name] = seen_names.get(name, 0) + 1
+                for k, out in enumerate(node.output):
                     if not out:
                         continue
+                    if type(out) is not str:
+                        out = self._repair(node.output, k, "output", node)
                     if out in self._producer:
                         other = self._producer[out]
                         self.problems.append(
@@ -129,9 +136,11 @@ class ModelGraph:
                         stack.append((sg, list(sg.node), sub_scope))
         for info in list(self._info.values()):
             node = info.node
-            for inp in _all_inputs(node):
+            for k, inp in enumerate(_all_inputs(node)):
                 if not inp:
                     continue
+                if type(inp) is not str:
+                    inp = self._repair(node.input, k, "input", node) if k < len(node.input) else _as_text(inp)
                 self._consumers.setdefault(inp, []).append(node)
                 src = self._source_key(inp)
                 if src is not None:
@@ -154,10 +163,43 @@ class ModelGraph:
                             node,
                         )
                     )
+        for fn in model.functions:  # walked by inference only: repair their text here
+            for field in ("name", "domain"):
+                self._repair(fn, field, f"function {field}")
+            for fields in (fn.input, fn.output):
+                for k in range(len(fields)):
+                    self._repair(fields, k, "function input/output")
+            for node in fn.node:
+                for field in ("op_type", "domain", "name"):
+                    self._repair(node, field, field, node)
+                for fields in (node.input, node.output):
+                    for k in range(len(fields)):
+                        self._repair(fields, k, "tensor", node)
         for name, count in seen_names.items():
             if count > 1:
                 logger.debug("node name %r used %d times", name, count)
         return self
+
+    def _repair(self, owner, field, what: str, node: onnx.NodeProto | None = None) -> str:
+        """Rewrite a text field protobuf handed back as ``bytes`` (invalid UTF-8) as escaped text.
+
+        ONNX strings are UTF-8; python-protobuf returns the raw bytes of a
+        proto2 string that is not.  Every later step expects ``str``, so the
+        field is rewritten in place (``\\xd2``-escaped) and the defect becomes
+        an ``invalid-utf8`` problem (SL002).  ``owner[field]`` for repeated
+        fields, ``owner.field`` otherwise.
+        """
+        value = owner[field] if isinstance(field, int) else getattr(owner, field)
+        if type(value) is str:
+            return value
+        text = _as_text(value)
+        if isinstance(field, int):
+            owner[field] = text
+        else:
+            setattr(owner, field, text)
+        anchor = node if node is not None else owner if isinstance(owner, onnx.NodeProto) else None
+        self.problems.append(GraphProblem("invalid-utf8", f"{what} '{text}' is not valid UTF-8 (shown escaped)", anchor))
+        return text
 
     def _source_key(self, tensor: str) -> str | None:
         prod = self._producer.get(tensor)
@@ -275,14 +317,21 @@ class ModelGraph:
         """
         if node is None:
             return None
-        meta = {p.key: p.value for p in getattr(node, "metadata_props", ())}
-        frame = _last_frame(meta.get("pkg.torch.onnx.stack_trace", "")) or _last_frame(node.doc_string)
+        meta = {_as_text(p.key): _as_text(p.value) for p in getattr(node, "metadata_props", ())}
+        frame = _last_frame(meta.get("pkg.torch.onnx.stack_trace", "")) or _last_frame(_as_text(node.doc_string))
         scope = _layer_from_scopes(meta.get("pkg.torch.onnx.name_scopes", ""))
         if scope is None:
-            scope = layer_from_name(node.name)
+            scope = layer_from_name(_as_text(node.name))
         if frame and scope:
             return f"{scope} ({frame})"
         return frame or scope
+
+
+def _as_text(value) -> str:
+    """``str`` as is; bytes (a protobuf string that is not UTF-8) decoded with escapes."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    return value if isinstance(value, str) else str(value)
 
 
 def _all_inputs(node: onnx.NodeProto):

@@ -8,12 +8,21 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from pathlib import Path
 
 import onnx
 from google.protobuf.message import DecodeError
 
-__all__ = ["LoadError", "load_model", "external_data_locations", "MAX_PROTO_BYTES"]
+__all__ = [
+    "LoadError",
+    "load_model",
+    "parse_model_bytes",
+    "validate_model",
+    "external_data_locations",
+    "repair_dim_params",
+    "MAX_PROTO_BYTES",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -21,6 +30,8 @@ logger = logging.getLogger(__name__)
 MAX_PROTO_BYTES = 2**31 - 1
 #: nesting deeper than this is refused before protobuf parses it recursively
 MAX_SUBGRAPH_DEPTH = 64
+#: opset versions outside 1..this are refused (onnx itself is at 28; onnx's C++ takes an int32)
+MAX_OPSET_VERSION = 10_000
 
 
 class LoadError(Exception):
@@ -39,13 +50,16 @@ def load_model(path: str | os.PathLike) -> onnx.ModelProto:
     """
     p = Path(path)
     try:
-        size = p.stat().st_size
+        st = p.stat()
     except FileNotFoundError:
         raise LoadError("no such file") from None
-    except OSError as exc:
-        raise LoadError(f"cannot read file: {exc.strerror or exc}") from None
-    if p.is_dir():
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        raise LoadError(f"cannot read file: {_reason(exc)}") from None
+    size = st.st_size
+    if stat.S_ISDIR(st.st_mode):
         raise LoadError("is a directory, not an .onnx file")
+    if not stat.S_ISREG(st.st_mode):
+        raise LoadError("not a regular file (a FIFO, socket or device): refused")
     if size == 0:
         raise LoadError("empty file (0 bytes), not an ONNX model")
     if size > MAX_PROTO_BYTES:
@@ -59,7 +73,13 @@ def load_model(path: str | os.PathLike) -> onnx.ModelProto:
     except OSError as exc:
         raise LoadError(f"cannot read file: {exc.strerror or exc}") from None
     model = parse_model_bytes(data)
-    check_external_data(model, p.resolve().parent)
+    try:
+        check_external_data(model, p.resolve().parent)
+    except LoadError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - last line of defence: a hostile file is an error, not a crash
+        logger.debug("loader crashed on %s", p, exc_info=True)
+        raise LoadError(f"malformed model ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})") from None
     return model
 
 
@@ -68,13 +88,34 @@ def parse_model_bytes(data: bytes) -> onnx.ModelProto:
     model = onnx.ModelProto()
     try:
         model.ParseFromString(data)
-    except DecodeError:
+    except DecodeError as exc:
+        if "MaxDepth" in str(exc):  # upb stops at 100 nested messages, ~32 levels of If/Loop bodies
+            raise LoadError("protobuf nesting too deep to parse (subgraphs nested more than about 32 deep)") from None
         raise LoadError("not a valid ONNX file (protobuf parse failed: truncated or corrupt)") from None
     except RecursionError:
         raise LoadError("protobuf nesting too deep to parse") from None
     except Exception as exc:  # noqa: BLE001 - protobuf raises odd types on hostile input
         raise LoadError(f"not a valid ONNX file ({type(exc).__name__})") from None
-    if not model.HasField("graph") or model.ir_version == 0:
+    try:
+        validate_model(model)
+    except LoadError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - last line of defence: a hostile file is an error, not a crash
+        logger.debug("model validation crashed", exc_info=True)
+        raise LoadError(f"malformed model ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})") from None
+    return model
+
+
+def validate_model(model: onnx.ModelProto) -> None:
+    """The checks ``load_model`` makes after parsing, for a ModelProto built in memory.
+
+    Raises
+    ------
+    LoadError
+        no graph, unsupported IR version, no opset or an absurd opset
+        version, or subgraphs nested too deep.
+    """
+    if not model.HasField("graph") or model.ir_version <= 0:
         raise LoadError("not an ONNX model (no graph or IR version in the file)")
     if model.ir_version > onnx.IR_VERSION:
         raise LoadError(
@@ -83,10 +124,13 @@ def parse_model_bytes(data: bytes) -> onnx.ModelProto:
         )
     if not model.opset_import and model.ir_version >= 3:
         raise LoadError("not a valid ONNX model: no opset_import")
+    for imp in model.opset_import:
+        if not 1 <= imp.version <= MAX_OPSET_VERSION:
+            raise LoadError(f"opset_import {_text(imp.domain) or 'ai.onnx'!r} has version {imp.version}: not an opset version")
     depth = _subgraph_depth(model.graph)
     if depth > MAX_SUBGRAPH_DEPTH:
         raise LoadError(f"subgraphs nested {depth} deep (limit {MAX_SUBGRAPH_DEPTH})")
-    return model
+    repair_dim_params(model)
 
 
 def _subgraph_depth(graph: onnx.GraphProto) -> int:
@@ -105,6 +149,65 @@ def _subgraph_depth(graph: onnx.GraphProto) -> int:
                 elif attr.type == onnx.AttributeProto.GRAPHS:
                     stack.extend((sg, d + 1) for sg in attr.graphs)
     return deepest
+
+
+# ------------------------------------------------------------ dim_param text
+#
+# ``dims.parse_dim`` never evaluates text (a small parser, no eval), but it
+# expects ``str``: python-protobuf hands back ``bytes`` for a proto2 string
+# that is not UTF-8, so such dim_params are rewritten here, escaped.
+
+
+def _value_infos(model: onnx.ModelProto):
+    """Every ValueInfoProto of the model, its subgraphs and its functions."""
+    stack = [model.graph]
+    while stack:
+        g = stack.pop()
+        yield from g.input
+        yield from g.output
+        yield from g.value_info
+        for node in g.node:
+            for attr in node.attribute:
+                if attr.type == onnx.AttributeProto.GRAPH:
+                    stack.append(attr.g)
+                elif attr.type == onnx.AttributeProto.GRAPHS:
+                    stack.extend(attr.graphs)
+    for fn in model.functions:
+        yield from getattr(fn, "value_info", ())
+
+
+def _dim_params(tp: onnx.TypeProto):
+    """The ``Dimension`` protos of ``tp`` that carry a ``dim_param``."""
+    stack = [tp]
+    while stack:
+        t = stack.pop()
+        which = t.WhichOneof("value")
+        if which in ("tensor_type", "sparse_tensor_type"):
+            tt = getattr(t, which)
+            if tt.HasField("shape"):
+                yield from (d for d in tt.shape.dim if d.HasField("dim_param"))
+        elif which == "sequence_type":
+            stack.append(t.sequence_type.elem_type)
+        elif which == "optional_type":
+            stack.append(t.optional_type.elem_type)
+        elif which == "map_type":
+            stack.append(t.map_type.value_type)
+
+
+def repair_dim_params(model: onnx.ModelProto) -> int:
+    """Rewrite ``dim_param`` text that is not UTF-8 as escaped ``str``; returns how many.
+
+    >>> m = onnx.ModelProto()
+    >>> repair_dim_params(m)
+    0
+    """
+    fixed = 0
+    for vi in _value_infos(model):
+        for dim in _dim_params(vi.type):
+            if type(dim.dim_param) is not str:
+                dim.dim_param = dim.dim_param.decode("utf-8", "backslashreplace")
+                fixed += 1
+    return fixed
 
 
 def _all_tensors(graph: onnx.GraphProto):
@@ -127,28 +230,54 @@ def external_data_locations(model: onnx.ModelProto) -> list[tuple[str, str]]:
     out = []
     for t in _all_tensors(model.graph):
         if t.data_location == onnx.TensorProto.EXTERNAL:
-            info = {e.key: e.value for e in t.external_data}
-            out.append((t.name, info.get("location", "")))
+            info = {_text(e.key): _text(e.value) for e in t.external_data}
+            out.append((_text(t.name), info.get("location", "")))
     return out
 
 
 def check_external_data(model: onnx.ModelProto, base: Path) -> None:
-    """Refuse external-data locations outside ``base``; never opens the files."""
+    """Refuse external-data locations outside ``base``; never opens the files.
+
+    Only path arithmetic and ``stat`` calls: ``..``, absolute paths and
+    symlinks that resolve outside ``base`` are refused before anything could
+    be read, and a location that is not a regular file (a FIFO, a device,
+    a folder) is refused too.
+    """
     seen: set[str] = set()
     for name, location in external_data_locations(model):
         if location in seen:
             continue
         seen.add(location)
+        shown = location if len(location) <= 80 else location[:77] + "..."
         if not location:
             raise LoadError(f"tensor {name!r} is external but names no location")
+        if "\0" in location:
+            raise LoadError(f"external data of {name!r} has a NUL byte in its location {shown!r}: refused")
         if os.path.isabs(location) or location.startswith(("/", "\\")) or ":" in location[:3]:
-            raise LoadError(f"external data of {name!r} uses an absolute path {location!r}: refused")
-        target = (base / location).resolve()
+            raise LoadError(f"external data of {name!r} uses an absolute path {shown!r}: refused")
+        try:
+            target = (base / location).resolve()
+        except (OSError, RuntimeError, ValueError) as exc:  # name too long, symlink loop
+            raise LoadError(f"external data location {shown!r} of {name!r} cannot be resolved: {_reason(exc)}") from None
         try:
             target.relative_to(base)
         except ValueError:
             raise LoadError(
-                f"external data of {name!r} points outside the model's folder ({location!r}): refused"
+                f"external data of {name!r} points outside the model's folder ({shown!r}): refused"
             ) from None
-        if not target.is_file():
-            raise LoadError(f"external data file {location!r} of tensor {name!r} is missing")
+        try:
+            mode = target.stat().st_mode
+        except FileNotFoundError:
+            raise LoadError(f"external data file {shown!r} of tensor {name!r} is missing") from None
+        except (OSError, ValueError) as exc:
+            raise LoadError(f"external data file {shown!r} of tensor {name!r} cannot be read: {_reason(exc)}") from None
+        if not stat.S_ISREG(mode):
+            raise LoadError(f"external data {shown!r} of tensor {name!r} is not a regular file: refused")
+
+
+def _text(value) -> str:
+    return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else value
+
+
+def _reason(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
