@@ -125,6 +125,8 @@ def test_a_bad_fixture_behaves_in_onnxruntime_as_its_description_says(path, veri
     assert failing, rt["bindings"]
     if want in ("session", "run"):
         assert failing[0]["phase"] == want, failing
+    if path.parent.name.startswith("SL002"):
+        return  # a malformed graph fails as a whole at session creation: no node to confirm
     # each expected finding is confirmed, or, where the static rules missed it, verify reports the failure itself
     assert all(d.runtime["status"] == "confirmed" for d in found), [d.runtime["summary"] for d in found]
     if not missed:
