@@ -19,7 +19,7 @@ import onnx
 from .diagnostics import FileReport
 from .graph import ModelGraph
 from .infer import infer
-from .load import LoadError, load_model
+from .load import LoadError, load_model, validate_model
 from .plugins import load_rules
 from .runner import run_rules, select_rules
 
@@ -43,7 +43,11 @@ def check(
     start = time.perf_counter()
     path = "<model>" if isinstance(model_or_path, onnx.ModelProto) else os.fspath(model_or_path)
     try:
-        model = model_or_path if isinstance(model_or_path, onnx.ModelProto) else load_model(model_or_path)
+        if isinstance(model_or_path, onnx.ModelProto):
+            model = model_or_path
+            validate_model(model)  # the loader's checks, for a model built in memory too
+        else:
+            model = load_model(model_or_path)
     except LoadError as exc:
         return FileReport(path, error=str(exc), seconds=time.perf_counter() - start)
     mg = ModelGraph.from_model(model)

@@ -374,10 +374,6 @@ def test_ordinary_dim_params_are_accepted(tmp_path, text):
     assert report.error is None, report.error
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "shapelint/check.py check(): a ModelProto skips load.validate_model, so a dim_param that is not UTF-8 reaches "
-    "dims.parse_dim as bytes (TypeError escapes from Inferencer.run -> seed_value_info); fix: call "
-    "validate_model(model) for an in-memory model too and turn LoadError into FileReport.error"))
 def test_an_in_memory_model_gets_the_loaders_checks():
     data = (Path(__file__).resolve().parent / "corpus" / "invalid_utf8_dim_param.onnx").read_bytes()
     model = onnx.ModelProto()
