@@ -107,7 +107,7 @@ def _binary(fn):
             return None
         try:
             return simplify(fn(a, b))
-        except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+        except (TypeError, ValueError, ZeroDivisionError, OverflowError, sympy.PolynomialError):
             return None
 
     return wrapper
@@ -128,14 +128,34 @@ def mul(a, b):
     return a * b
 
 
+@functools.lru_cache(maxsize=65536)
+def ratio(a: Dim, b: Dim):
+    """``a / b`` as a cancelled sympy expression (cached: models repeat the same few shapes); None if undecidable."""
+    if a is None or b is None:
+        return None
+    try:
+        return sympy.cancel(sympy.sympify(a) / sympy.sympify(b))
+    except (TypeError, ValueError, ZeroDivisionError, sympy.PolynomialError):
+        return None
+
+
 @_binary
 def floordiv(a, b):
     if isinstance(a, int) and isinstance(b, int):
         return a // b
     if b == 1:
         return a
-    q = sympy.cancel(sympy.Rational(1) * a / b) if not isinstance(b, int) else a / sympy.Integer(b)
+    return _floordiv_cached(a, b)
+
+
+@functools.lru_cache(maxsize=65536)
+def _floordiv_cached(a, b):
+    q = ratio(a, b) if not isinstance(b, int) else a / sympy.Integer(b)
+    if q is None:
+        return None
     q = sympy.expand(q)
+    if q.is_Number:  # 3N / 2N: a plain ratio, no generators for Poly
+        return sympy.floor(q)
     if q.is_integer or (q.is_polynomial() and all(c.is_integer for c in sympy.Poly(q).coeffs())):
         return q
     return sympy.floor(q)

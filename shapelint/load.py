@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
@@ -72,9 +73,9 @@ def load_model(path: str | os.PathLike) -> onnx.ModelProto:
             data = fh.read()
     except OSError as exc:
         raise LoadError(f"cannot read file: {exc.strerror or exc}") from None
-    model = parse_model_bytes(data)
+    model, scan = _parse(data)
     try:
-        check_external_data(model, p.resolve().parent)
+        check_external_data(model, p.resolve().parent, _scan=scan)
     except LoadError:
         raise
     except Exception as exc:  # noqa: BLE001 - last line of defence: a hostile file is an error, not a crash
@@ -85,6 +86,10 @@ def load_model(path: str | os.PathLike) -> onnx.ModelProto:
 
 def parse_model_bytes(data: bytes) -> onnx.ModelProto:
     """Parse and sanity-check serialized ModelProto bytes."""
+    return _parse(data)[0]
+
+
+def _parse(data: bytes) -> tuple[onnx.ModelProto, "_Scan"]:
     model = onnx.ModelProto()
     try:
         model.ParseFromString(data)
@@ -97,13 +102,13 @@ def parse_model_bytes(data: bytes) -> onnx.ModelProto:
     except Exception as exc:  # noqa: BLE001 - protobuf raises odd types on hostile input
         raise LoadError(f"not a valid ONNX file ({type(exc).__name__})") from None
     try:
-        validate_model(model)
+        scan = _validate(model)
     except LoadError:
         raise
     except Exception as exc:  # noqa: BLE001 - last line of defence: a hostile file is an error, not a crash
         logger.debug("model validation crashed", exc_info=True)
         raise LoadError(f"malformed model ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})") from None
-    return model
+    return model, scan
 
 
 def validate_model(model: onnx.ModelProto) -> None:
@@ -115,6 +120,10 @@ def validate_model(model: onnx.ModelProto) -> None:
         no graph, unsupported IR version, no opset or an absurd opset
         version, or subgraphs nested too deep.
     """
+    _validate(model)
+
+
+def _validate(model: onnx.ModelProto) -> "_Scan":
     if not model.HasField("graph") or model.ir_version <= 0:
         raise LoadError("not an ONNX model (no graph or IR version in the file)")
     if model.ir_version > onnx.IR_VERSION:
@@ -127,28 +136,47 @@ def validate_model(model: onnx.ModelProto) -> None:
     for imp in model.opset_import:
         if not 1 <= imp.version <= MAX_OPSET_VERSION:
             raise LoadError(f"opset_import {_text(imp.domain) or 'ai.onnx'!r} has version {imp.version}: not an opset version")
-    depth = _subgraph_depth(model.graph)
-    if depth > MAX_SUBGRAPH_DEPTH:
-        raise LoadError(f"subgraphs nested {depth} deep (limit {MAX_SUBGRAPH_DEPTH})")
-    repair_dim_params(model)
+    scan = _scan(model.graph)
+    if scan.depth > MAX_SUBGRAPH_DEPTH:
+        raise LoadError(f"subgraphs nested {scan.depth} deep (limit {MAX_SUBGRAPH_DEPTH})")
+    repair_dim_params(model, _scan=scan)
+    return scan
 
 
-def _subgraph_depth(graph: onnx.GraphProto) -> int:
-    """Deepest nesting of If/Loop/Scan bodies, computed without recursion."""
-    deepest = 0
+@dataclass
+class _Scan:
+    """One pass over every node's attributes: what the loader's checks need."""
+
+    depth: int  # deepest nesting of If/Loop/Scan bodies
+    graphs: list  # the main graph and every subgraph
+    attribute_tensors: list  # TENSOR attributes (a Constant's value may be external)
+
+
+def _scan(graph: onnx.GraphProto) -> _Scan:
+    """Walk the graph and its subgraphs once, without recursion.
+
+    The attribute loop is the loader's main cost on a 10^5-node graph, so
+    the depth, the subgraphs and the attribute tensors come from one pass.
+    """
+    graph_t, graphs_t, tensor_t = onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS, onnx.AttributeProto.TENSOR
+    out = _Scan(0, [], [])
     stack = [(graph, 0)]
     while stack:
         g, d = stack.pop()
-        deepest = max(deepest, d)
+        out.graphs.append(g)
+        out.depth = max(out.depth, d)
         if d > MAX_SUBGRAPH_DEPTH:
             break
         for node in g.node:
             for attr in node.attribute:
-                if attr.type == onnx.AttributeProto.GRAPH:
+                t = attr.type
+                if t == tensor_t:
+                    out.attribute_tensors.append(attr.t)
+                elif t == graph_t:
                     stack.append((attr.g, d + 1))
-                elif attr.type == onnx.AttributeProto.GRAPHS:
+                elif t == graphs_t:
                     stack.extend((sg, d + 1) for sg in attr.graphs)
-    return deepest
+    return out
 
 
 # ------------------------------------------------------------ dim_param text
@@ -158,20 +186,12 @@ def _subgraph_depth(graph: onnx.GraphProto) -> int:
 # that is not UTF-8, so such dim_params are rewritten here, escaped.
 
 
-def _value_infos(model: onnx.ModelProto):
+def _value_infos(model: onnx.ModelProto, scan: _Scan):
     """Every ValueInfoProto of the model, its subgraphs and its functions."""
-    stack = [model.graph]
-    while stack:
-        g = stack.pop()
+    for g in scan.graphs:
         yield from g.input
         yield from g.output
         yield from g.value_info
-        for node in g.node:
-            for attr in node.attribute:
-                if attr.type == onnx.AttributeProto.GRAPH:
-                    stack.append(attr.g)
-                elif attr.type == onnx.AttributeProto.GRAPHS:
-                    stack.extend(attr.graphs)
     for fn in model.functions:
         yield from getattr(fn, "value_info", ())
 
@@ -194,7 +214,7 @@ def _dim_params(tp: onnx.TypeProto):
             stack.append(t.map_type.value_type)
 
 
-def repair_dim_params(model: onnx.ModelProto) -> int:
+def repair_dim_params(model: onnx.ModelProto, _scan: _Scan | None = None) -> int:
     """Rewrite ``dim_param`` text that is not UTF-8 as escaped ``str``; returns how many.
 
     >>> m = onnx.ModelProto()
@@ -202,7 +222,7 @@ def repair_dim_params(model: onnx.ModelProto) -> int:
     0
     """
     fixed = 0
-    for vi in _value_infos(model):
+    for vi in _value_infos(model, _scan or _scan_of(model)):
         for dim in _dim_params(vi.type):
             if type(dim.dim_param) is not str:
                 dim.dim_param = dim.dim_param.decode("utf-8", "backslashreplace")
@@ -210,32 +230,24 @@ def repair_dim_params(model: onnx.ModelProto) -> int:
     return fixed
 
 
-def _all_tensors(graph: onnx.GraphProto):
-    stack = [graph]
-    while stack:
-        g = stack.pop()
-        yield from g.initializer
-        for node in g.node:
-            for attr in node.attribute:
-                if attr.type == onnx.AttributeProto.TENSOR:
-                    yield attr.t
-                elif attr.type == onnx.AttributeProto.GRAPH:
-                    stack.append(attr.g)
-                elif attr.type == onnx.AttributeProto.GRAPHS:
-                    stack.extend(attr.graphs)
+def _scan_of(model: onnx.ModelProto) -> _Scan:
+    return _scan(model.graph)
 
 
-def external_data_locations(model: onnx.ModelProto) -> list[tuple[str, str]]:
+def external_data_locations(model: onnx.ModelProto, _scan: _Scan | None = None) -> list[tuple[str, str]]:
     """``(tensor name, location)`` for every tensor stored outside the file."""
+    scan = _scan or _scan_of(model)
+    external = onnx.TensorProto.EXTERNAL
     out = []
-    for t in _all_tensors(model.graph):
-        if t.data_location == onnx.TensorProto.EXTERNAL:
+    tensors = [t for g in scan.graphs for t in g.initializer] + scan.attribute_tensors
+    for t in tensors:
+        if t.data_location == external:
             info = {_text(e.key): _text(e.value) for e in t.external_data}
             out.append((_text(t.name), info.get("location", "")))
     return out
 
 
-def check_external_data(model: onnx.ModelProto, base: Path) -> None:
+def check_external_data(model: onnx.ModelProto, base: Path, _scan: _Scan | None = None) -> None:
     """Refuse external-data locations outside ``base``; never opens the files.
 
     Only path arithmetic and ``stat`` calls: ``..``, absolute paths and
@@ -244,7 +256,7 @@ def check_external_data(model: onnx.ModelProto, base: Path) -> None:
     a folder) is refused too.
     """
     seen: set[str] = set()
-    for name, location in external_data_locations(model):
+    for name, location in external_data_locations(model, _scan):
         if location in seen:
             continue
         seen.add(location)

@@ -70,7 +70,6 @@ from __future__ import annotations
 import functools
 import logging
 import re
-import weakref
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -78,7 +77,7 @@ from dataclasses import dataclass, field
 import onnx
 import sympy
 
-from .dims import Dim, format_shape, mul
+from .dims import Dim, format_shape, mul, ratio
 from .graph import ModelGraph
 from .infer import ShapeTable
 
@@ -271,11 +270,16 @@ def _divides(p: Dim, q: Dim) -> bool:
         return p < q
     if p is None or q is None:
         return False
+    return _divides_cached(p, q)
+
+
+@functools.lru_cache(maxsize=65536)
+def _divides_cached(p, q) -> bool:
     try:
-        r = sympy.cancel(sympy.sympify(q) / sympy.sympify(p))
+        r = ratio(q, p)
     except Exception:  # noqa: BLE001 - sympy corner cases: undecided
         return False
-    if r == 1:
+    if r is None or r == 1:
         return False
     num, den = sympy.fraction(r)
     if den != 1 and not (den.is_Integer and num.is_Integer):
@@ -401,7 +405,7 @@ class AxisRoles:
         self.use_hints = hints
         self.roles: dict[str, tuple[AxisRole, ...]] = {}
         self.hints: dict[str, list] = {}
-        self.recurrences: list[Recurrence] = find_recurrences(graph, table)
+        self.recurrences: list[Recurrence] = _recurrences_cached(graph, table)
         self._weights: dict[str, bool] = {}
         self._feeding: set[str] | None = None
         self._after_cache: dict[int, set[str]] = {}
@@ -1092,8 +1096,10 @@ def _exact_div(a: Dim, b: Dim) -> Dim:
     if isinstance(a, int) and isinstance(b, int):
         return a // b
     try:
-        q = sympy.cancel(sympy.sympify(a) / sympy.sympify(b))
+        q = ratio(a, b)
     except Exception:  # noqa: BLE001
+        return None
+    if q is None:
         return None
     return int(q) if q.is_Integer else q
 
@@ -1248,6 +1254,8 @@ def _step_index(graph, table, node, tensor):
         if idx is None or idx.size != 1:
             return None
         axis = _attr(node, "axis", 0)
+        if type(axis) is not int or not -rank <= axis < rank:
+            return None  # the engine reports the bad axis (SL101)
         axis = axis + rank if axis < 0 else axis
         i = int(idx.reshape(-1)[0])
         if i < 0 and isinstance(shape[axis], int):
@@ -1261,6 +1269,8 @@ def _step_index(graph, table, node, tensor):
         if starts is None or ends is None or starts.size != 1 or ends.size != 1:
             return None
         if steps is not None and int(steps.reshape(-1)[0]) != 1:
+            return None
+        if axes is not None and axes.size != 1:
             return None
         axis = int(axes.reshape(-1)[0]) if axes is not None else 0
         axis = axis + rank if axis < 0 else axis
@@ -1387,20 +1397,21 @@ def _depends_through_cell(graph: ModelGraph, prev: str, nxt: str, depth: int = 4
 
 # ----------------------------------------------------------------- entry points
 
-# id(table) -> {hints: AxisRoles}; an entry goes when its table is collected
-_CACHE: dict[int, dict[bool, AxisRoles]] = {}
+def _recurrences_cached(graph: ModelGraph, table: ShapeTable) -> list[Recurrence]:
+    """:func:`find_recurrences`, once per table (both analyses share it)."""
+    per = table.analyses
+    if "recurrences" not in per:
+        per["recurrences"] = find_recurrences(graph, table)
+    return per["recurrences"]
 
 
 def analyse(graph: ModelGraph, table: ShapeTable, hints: bool = True) -> AxisRoles:
     """Roles of every tensor of ``graph``; computed once per (table, hints)."""
-    key = id(table)
-    per = _CACHE.get(key)
-    if per is None or (per and next(iter(per.values())).table is not table):
-        per = _CACHE[key] = {}
-        weakref.finalize(table, _CACHE.pop, key, None)
-    if hints not in per:
-        per[hints] = AxisRoles(graph, table, hints)
-    return per[hints]
+    key = ("roles", hints)
+    per = table.analyses
+    if key not in per:
+        per[key] = AxisRoles(graph, table, hints)
+    return per[key]
 
 
 def roles_for(ctx, hints: bool = True) -> AxisRoles:

@@ -44,7 +44,6 @@ rest of the walk and in messages.
 from __future__ import annotations
 
 import logging
-import weakref
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -246,20 +245,12 @@ def describe_axes(roles: Roles, shape) -> str:
 
 # --------------------------------------------------------------------------- cache
 
-_CACHE: dict[int, tuple] = {}
-
-
 def analyse(ctx) -> Analysis:
-    """The roles of ``ctx``'s model, computed once per graph."""
-    key = id(ctx.graph)
-    hit = _CACHE.get(key)
-    if hit is not None and hit[0]() is ctx.graph and hit[1] is ctx.table:
-        return hit[2]
-    an = _Walker(ctx).run()
-    if len(_CACHE) > 16:
-        _CACHE.clear()
-    _CACHE[key] = (weakref.ref(ctx.graph), ctx.table, an)
-    return an
+    """The roles of ``ctx``'s model, computed once per shape table (kept on it, freed with it)."""
+    per = ctx.table.analyses
+    if "lstm_axes" not in per:
+        per["lstm_axes"] = _Walker(ctx).run()
+    return per["lstm_axes"]
 
 
 # --------------------------------------------------------------------------- reshape matching

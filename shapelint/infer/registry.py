@@ -96,7 +96,7 @@ class NodeContext:
         if isinstance(v, bytes):
             v = v.decode("utf-8", "replace")
         if default is not None and v is not default and not _same_kind(v, default):
-            raise AttributeTypeError(f"attribute {name!r} is a {type(v).__name__}, the op needs a {type(default).__name__}")
+            raise AttributeTypeError(f"attribute {name!r} is a {type(v).__name__}, the op needs {_a(type(default).__name__)}")
         if default is None and v is not None and name in _INT_ATTRS and not isinstance(v, int):
             raise AttributeTypeError(f"attribute {name!r} is a {type(v).__name__}, the op needs an int")
         if default is None and v is not None and name in _INTS_ATTRS and not (isinstance(v, list) and all(isinstance(i, int) for i in v)):
@@ -159,6 +159,10 @@ class NodeContext:
 
     def describe_inputs(self) -> str:
         return ", ".join(format_shape(self.shape(i)) for i in range(len(self.node.input)) if self.has_input(i))
+
+
+def _a(word: str) -> str:
+    return f"an {word}" if word[:1] in "aeiou" else f"a {word}"
 
 
 class AttributeTypeError(ValueError):

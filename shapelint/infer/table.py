@@ -97,6 +97,8 @@ class ShapeTable:
     conflicts: list[Conflict] = field(default_factory=list)
     # main-graph node name -> names of the subgraph tensors inferred for it
     declared: dict[str, TensorInfo] = field(default_factory=dict)
+    #: analyses computed from this table (e.g. axis roles), shared by the rules and freed with it
+    analyses: dict = field(default_factory=dict, repr=False, compare=False)
 
     def get(self, name: str) -> TensorInfo:
         return self.tensors.get(name, UNKNOWN) if name else UNKNOWN

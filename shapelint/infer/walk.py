@@ -118,7 +118,13 @@ class Inferencer:
         else:
             handler = handler_for(domain, node.op_type)
             if handler is not None:
-                outputs = handler(ctx)
+                try:
+                    outputs = handler(ctx)
+                except AttributeTypeError as exc:
+                    # a model whose attribute has the wrong type does not load in any runtime
+                    ctx.conflict("op", str(exc), "the attribute types of the op's schema")
+                    self._unknown_outputs(node)
+                    return
             elif node.op_type in ("If", "Loop", "Scan") and domain in _DEFAULT_DOMAINS:
                 from .subgraphs import infer_control_flow
 

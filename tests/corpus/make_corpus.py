@@ -174,11 +174,46 @@ def nodes_without_outputs():
     return _model(nodes, [_x("seq", "batch", 8)], [_y()], inits)
 
 
-WALK_FUNCTION_FIX = (
-    "shapelint/infer/walk.py Inferencer.infer_function (line ~51): the expansion budget of 200,000 function-body "
-    "nodes takes ~30 s on a 2 KB file (2**depth calls of small bodies); fix: budget proportional to the model "
-    "(e.g. max(5_000, 2 * len(graph.node))) or memoize a function's outputs by its input signature"
-)
+def gather_axis_out_of_range_after_lstm():
+    # the engine reports the bad axis (SL101); the axis-role analysis indexed shape[axis] with it
+    import numpy as np
+    from onnx import numpy_helper
+
+    inits = [numpy_helper.from_array(np.zeros((1, 24, 8), np.float32), "W"),
+             numpy_helper.from_array(np.zeros((1, 24, 6), np.float32), "R"),
+             numpy_helper.from_array(np.array(-1, np.int64), "last")]
+    nodes = [helper.make_node("LSTM", ["x", "W", "R"], ["Y"], hidden_size=6, name="/lstm/LSTM"),
+             helper.make_node("Gather", ["Y", "last"], ["y"], axis=7, name="/Gather"),
+             helper.make_node("Gather", ["Y", "last"], ["y2"], axis=[0, 1], name="/Gather_1")]  # an axis of the wrong type
+    return _model(nodes, [_x("seq", "batch", 8)], [_y()], inits)
+
+
+def reshape_symbolic_ratio_not_integer():
+    # (N, 3) reshaped to (N, 2, -1): the -1 is 3N / 2N = 3/2; sympy.Poly(3/2) raises GeneratorsNeeded in floordiv
+    inits = [helper.make_tensor("i0", TensorProto.INT64, [], [0]), helper.make_tensor("ax", TensorProto.INT64, [1], [0]),
+             helper.make_tensor("two", TensorProto.INT64, [1], [2]), helper.make_tensor("m1", TensorProto.INT64, [1], [-1])]
+    nodes = [helper.make_node("Shape", ["x"], ["s"], name="/Shape"),
+             helper.make_node("Gather", ["s", "i0"], ["n"], name="/Gather"),
+             helper.make_node("Unsqueeze", ["n", "ax"], ["n1"], name="/Unsqueeze"),
+             helper.make_node("Concat", ["n1", "two", "m1"], ["t"], axis=0, name="/Concat"),
+             helper.make_node("Reshape", ["x", "t"], ["y"], name="/Reshape")]
+    return _model(nodes, [_x("N", 3)], [_y()], inits)
+
+
+def slice_of_a_scalar():
+    inits = [helper.make_tensor("s", TensorProto.INT64, [1], [0]), helper.make_tensor("e", TensorProto.INT64, [1], [1])]
+    return _model([helper.make_node("Slice", ["x", "s", "e"], ["y"], name="/Slice")], [_x()], [_y()], inits)
+
+
+def elementwise_without_inputs():
+    return _model([helper.make_node("Add", [], ["y"], name="/Add")], [], [_y()])
+
+
+def constant_of_shape_value_wrong_type():
+    shape = helper.make_tensor("shape", TensorProto.INT64, [2], [2, 3])
+    node = helper.make_node("ConstantOfShape", ["shape"], ["y"], name="/ConstantOfShape", value=[1, 2])
+    return _model([node], [], [_y()], [shape])
+
 
 ENTRIES = {
     "dim_param_python_code.onnx": (dim_param_python_code, {"what": "Python code in a dim_param ran during check (sympify eval); the payload exits the child with 77"}),
@@ -186,16 +221,14 @@ ENTRIES = {
     "dim_param_xor_power.onnx": (dim_param_xor_power, {"what": "dim_param 9^9^9 (sympify turned ^ into **)"}),
     "dim_param_code_in_value_info.onnx": (dim_param_code_in_value_info, {"what": "code in a value_info dim_param (read by SL106)"}),
     "recursive_function.onnx": (recursive_function, {"what": "a model-local function that calls itself twice (2**32 expansions)", "expect": "SL001"}),
-    "function_fanout_chain.onnx": (function_fanout_chain, {"what": "30 functions each calling the next twice", "xfail": WALK_FUNCTION_FIX}),
+    "function_fanout_chain.onnx": (function_fanout_chain, {"what": "30 functions each calling the next twice: 2**30 expansions (hang)", "expect": "SL001"}),
     "nested_if_200.onnx": (nested_if_200, {"what": "If nested 200 deep (raw protobuf bytes)", "expect": "error"}),
     "constant_of_shape_rank_2e40.onnx": (constant_of_shape_rank_2e40, {
         "what": "ConstantOfShape of a shape tensor declared int64[2**40]: one symbol per axis, 2**40 axes (hang)"}),
     "reshape_target_length_2e40.onnx": (reshape_target_length_2e40, {
         "what": "Reshape to a target tensor declared int64[2**40]: the same unbounded rank (hang)"}),
     "scan_num_scan_inputs_2e28.onnx": (scan_num_scan_inputs_2e28, {
-        "what": "Scan with num_scan_inputs = 2**28",
-        "xfail": "shapelint/infer/subgraphs.py infer_control_flow (line ~100): [0] * n_scan_in allocates before "
-                 "validating; fix: refuse n_scan_in outside 0..len(node.input) and build the default lazily"}),
+        "what": "Scan with num_scan_inputs = 2**28"}),
     "invalid_utf8_names.onnx": (invalid_utf8_names, {"what": "a node name that is not UTF-8 (protobuf returns bytes)", "expect": "SL002"}),
     "invalid_utf8_op_type.onnx": (invalid_utf8_op_type, {"what": "an op_type that is not UTF-8", "expect": "SL002"}),
     "invalid_utf8_dim_param.onnx": (invalid_utf8_dim_param, {"what": "a dim_param that is not UTF-8"}),
@@ -205,18 +238,25 @@ ENTRIES = {
                 "StopIteration from the empty cache it left)",
         "expect": "SL201"}),
     "attribute_wrong_type.onnx": (attribute_wrong_type, {
-        "what": "Concat with axis='x': the handler raised TypeError (swallowed by the walk, nothing reported)",
-        "xfail": "shapelint/infer/registry.py NodeContext.attrs (line ~78): attribute values are not checked against "
-                 "the op schema, so 18 handler crashes over 12 ops (Concat, Transpose, Gather, Flatten, Softmax, Split, "
-                 "LayerNormalization, Conv, MaxPool, ArgMax, TopK, Shape) on a STRING/FLOAT where an INT(S) is due; "
-                 "fix: compare a.type with onnx.defs.get_schema(...).attributes[name].type, drop a mismatch and "
-                 "report it as an SL101 conflict"}),
+        "what": "Concat with axis='x': the handler raised TypeError (swallowed by the walk, nothing reported)"}),
     "nodes_without_outputs.onnx": (nodes_without_outputs, {
-        "what": "Reshape, Gather and Slice nodes with no outputs: SL501, SL202, SL301, SL302 raised IndexError",
-        "xfail": "rules/symbolic/traced_size_baked_in.py reshape_freezes_axis (line ~92: y = ctx.shape(n.output[0])) and "
-                 "shapelint/roles.py _unrolled_recurrences (lines ~1253 and ~1268: n.output[0]) index the first output "
-                 "unguarded; fix: skip nodes with `not n.output or not n.output[0]` (59 n.output[0] reads in rules/ and "
-                 "roles.py: a ctx.output(node, 0) helper that returns None would cover them all)"}),
+        "what": "Reshape, Gather and Slice nodes with no outputs: SL501, SL202, SL301, SL302 raised IndexError"}),
+    "gather_axis_out_of_range_after_lstm.onnx": (gather_axis_out_of_range_after_lstm, {
+        "what": "Gather(axis=7) and Gather(axis=[0, 1]) of an LSTM output: the axis-role analysis indexed shape[axis] "
+                "unchecked (IndexError/TypeError in SL202, SL204, SL301-SL303)",
+        "expect": "SL101"}),
+    "reshape_symbolic_ratio_not_integer.onnx": (reshape_symbolic_ratio_not_integer, {
+        "what": "Reshape (N, 3) -> (N, 2, -1): sympy.Poly of the constant ratio 3/2 raised, a model that never runs got no finding",
+        "expect": "SL102"}),
+    "slice_of_a_scalar.onnx": (slice_of_a_scalar, {
+        "what": "Slice of a rank-0 tensor: IndexError in the Slice handler (swallowed, nothing reported)",
+        "expect": "SL101"}),
+    "elementwise_without_inputs.onnx": (elementwise_without_inputs, {
+        "what": "Add with no inputs: IndexError in broadcast (swallowed, nothing reported)",
+        "expect": "SL101"}),
+    "constant_of_shape_value_wrong_type.onnx": (constant_of_shape_value_wrong_type, {
+        "what": "ConstantOfShape whose value attribute is INTS: AttributeError in the handler (swallowed, nothing reported)",
+        "expect": "SL101"}),
     "external_location_with_nul.onnx": (external_location_with_nul, {"what": "external data location with a NUL byte (ValueError escaped)", "expect": "error"}),
 }
 

@@ -99,6 +99,9 @@ def nary(ctx: NodeContext):
     if ctx.opset < 7:
         return None  # legacy broadcast attribute: onnx handles it
     idx = [i for i in range(len(ctx.node.input)) if ctx.has_input(i)]
+    if not idx:
+        ctx.conflict("op", f"{ctx.node.op_type} has no inputs", "at least one input")
+        return None
     if any(ctx.input(i).kind != "tensor" for i in idx):
         return None
     shape = broadcast(ctx, idx)

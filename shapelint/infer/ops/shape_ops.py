@@ -8,6 +8,7 @@ elements must stay ``batch``, ``seq*12`` … for the Reshape to be exact.
 from __future__ import annotations
 
 import numpy as np
+import onnx
 
 from ...dims import (
     Relation,
@@ -19,10 +20,11 @@ from ...dims import (
     format_shape,
     fresh_symbol,
     product,
+    ratio,
     simplify,
     sub,
 )
-from ..registry import NodeContext, int_values, register, values_of
+from ..registry import AttributeTypeError, NodeContext, int_values, register, values_of
 from ..table import TensorInfo
 from ._common import INT64, norm_axis, unknown_dims
 
@@ -115,6 +117,18 @@ def reshape(ctx: NodeContext):
                 out[neg[0]] = None
             else:
                 q = floordiv(total, known)
+                if not (isinstance(total, int) and isinstance(known, int)):
+                    r = ratio(total, known)
+                    if r is not None and r.is_Number and not r.is_Integer:  # 3N / 2N: a whole number for no N
+                        ctx.conflict(
+                            "reshape",
+                            f"cannot reshape {x} ({format_dim(total)} elements) into {format_shape(tuple(target))}: "
+                            f"{format_dim(total)} is never a multiple of {format_dim(known)}",
+                            "the input's element count must be a multiple of the product of the known target dims",
+                            tensor=ctx.node.input[0],
+                        )
+                        out[neg[0]] = None
+                        return [ctx.out(x.dtype, tuple(out))]
                 if isinstance(total, int) and isinstance(known, int) and total % known:
                     ctx.conflict(
                         "reshape",
@@ -418,6 +432,9 @@ def slice_(ctx: NodeContext):
     if x.shape is None:
         return None
     r = len(x.shape)
+    if r == 0:
+        ctx.conflict("op", f"Slice of a scalar {x}", "a tensor of rank >= 1")
+        return [TensorInfo(dtype=x.dtype)]
     if ctx.opset < 10:
         starts, ends = ctx.attr("starts"), ctx.attr("ends")
         axes = ctx.attr("axes")
@@ -502,6 +519,8 @@ def tile(ctx: NodeContext):
 def constant_of_shape(ctx: NodeContext):
     dims = ctx.ints(0)
     value = ctx.attrs.get("value")
+    if value is not None and not isinstance(value, onnx.TensorProto):
+        raise AttributeTypeError(f"attribute 'value' is a {type(value).__name__}, the op needs a tensor")
     dtype = value.data_type if value is not None else 1
     if dims is None:
         t = ctx.input(0)
