@@ -64,7 +64,6 @@ class ModelGraph:
     """
 
     model: onnx.ModelProto
-    nx: nx.MultiDiGraph
     nodes: list[onnx.NodeProto]  # main graph, in file order
     problems: list[GraphProblem] = field(default_factory=list)
     _producer: dict[str, onnx.NodeProto] = field(default_factory=dict, repr=False)
@@ -73,37 +72,46 @@ class ModelGraph:
     _initializers: dict[str, onnx.TensorProto] = field(default_factory=dict, repr=False)
     _const_cache: dict[str, np.ndarray | None] = field(default_factory=dict, repr=False)
     _order: list[onnx.NodeProto] | None = field(default=None, repr=False)
+    _inputs: dict[int, tuple[str, ...]] = field(default_factory=dict, repr=False)  # id(node) -> every tensor it reads
+    _input_names: list[str] = field(default_factory=list, repr=False)
+    _nx: nx.MultiDiGraph | None = field(default=None, repr=False)
 
     # ------------------------------------------------------------ building
     @classmethod
     def from_model(cls, model: onnx.ModelProto) -> "ModelGraph":
-        g = nx.MultiDiGraph()
+        """Index producers, consumers and subgraph scopes in one pass over the nodes.
+
+        The :class:`networkx.MultiDiGraph` view (:attr:`nx`) is built from
+        these indexes the first time it is asked for: ``check`` answers its
+        structural questions from the indexes alone, so it never pays for
+        networkx's per-edge dictionaries on a 10^5-node model.
+        """
         nodes = list(model.graph.node)
-        self = cls(model=model, nx=g, nodes=nodes)
+        self = cls(model=model, nodes=nodes)
         main = model.graph
         for vi in main.input:
             name = vi.name if type(vi.name) is str else self._repair(vi, "name", "graph input")
-            g.add_node(f"{_INPUT}:{name}", kind=_INPUT, name=name)
+            self._input_names.append(name)
         for t in main.initializer:
             name = t.name if type(t.name) is str else self._repair(t, "name", "initializer")
             self._initializers[name] = t
-            g.add_node(f"{_INIT}:{name}", kind=_INIT, name=name)
         for t in main.sparse_initializer:
             self._initializers.setdefault(t.values.name, t.values)
+        graph_t, graphs_t = onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS
+        producer, info_of = self._producer, self._info
         stack = [(main, nodes, "")]
         seen_names: dict[str, int] = {}
+        with_subgraphs: list[onnx.NodeProto] = []
         while stack:
             graph, gnodes, scope = stack.pop()
             if scope:
                 for t in graph.initializer:
                     self._initializers.setdefault(t.name, t)
             for i, node in enumerate(gnodes):
-                key = f"{_OP}:{scope}:{i}"
-                self._info[id(node)] = NodeInfo(key, node, scope, i)
+                info_of[id(node)] = NodeInfo(f"{_OP}:{scope}:{i}", node, scope, i)
                 op_type, name = node.op_type, node.name
                 if type(op_type) is not str or type(name) is not str:
                     op_type, name = self._repair(node, "op_type", "op_type"), self._repair(node, "name", "node name")
-                g.add_node(key, kind=_OP, op_type=op_type, name=name, scope=scope)
                 if name:
                     seen_names[name] = seen_names.get(name, 0) + 1
                 for k, out in enumerate(node.output):
@@ -111,8 +119,8 @@ class ModelGraph:
                         continue
                     if type(out) is not str:
                         out = self._repair(node.output, k, "output", node)
-                    if out in self._producer:
-                        other = self._producer[out]
+                    other = producer.get(out)
+                    if other is not None:
                         self.problems.append(
                             GraphProblem(
                                 "duplicate-producer",
@@ -122,36 +130,43 @@ class ModelGraph:
                             )
                         )
                         continue
-                    self._producer[out] = node
+                    producer[out] = node
+                if not node.attribute:
+                    continue
                 for attr in node.attribute:
-                    subs = []
-                    if attr.type == onnx.AttributeProto.GRAPH:
+                    t = attr.type
+                    if t == graph_t:
                         subs = [attr.g]
-                    elif attr.type == onnx.AttributeProto.GRAPHS:
+                    elif t == graphs_t:
                         subs = list(attr.graphs)
+                    else:
+                        continue
+                    with_subgraphs.append(node)
                     for j, sg in enumerate(subs):
                         sub_scope = f"{scope}/{node.name or node.op_type}/{attr.name}" + (f"[{j}]" if len(subs) > 1 else "")
                         for vi in sg.input:
-                            self._producer.setdefault(vi.name, node)
+                            producer.setdefault(vi.name, node)
                         stack.append((sg, list(sg.node), sub_scope))
-        for info in list(self._info.values()):
+        inputs_of = self._inputs
+        for node in with_subgraphs:
+            inputs_of[id(node)] = tuple(_all_inputs(node))
+        consumers = self._consumers
+        for info in info_of.values():
             node = info.node
-            for k, inp in enumerate(_all_inputs(node)):
+            reads = inputs_of.get(id(node))
+            if reads is None:
+                reads = node.input
+            for k, inp in enumerate(reads):
                 if not inp:
                     continue
                 if type(inp) is not str:
                     inp = self._repair(node.input, k, "input", node) if k < len(node.input) else _as_text(inp)
-                self._consumers.setdefault(inp, []).append(node)
-                src = self._source_key(inp)
-                if src is not None:
-                    g.add_edge(src, info.key, key=inp, tensor=inp)
-        for vi in main.output:
-            okey = f"{_OUTPUT}:{vi.name}"
-            g.add_node(okey, kind=_OUTPUT, name=vi.name)
-            src = self._source_key(vi.name)
-            if src is not None:
-                g.add_edge(src, okey, key=vi.name, tensor=vi.name)
-        known = {vi.name for vi in main.input} | set(self._initializers) | set(self._producer)
+                got = consumers.get(inp)
+                if got is None:
+                    consumers[inp] = [node]
+                else:
+                    got.append(node)
+        known = set(self._input_names) | set(self._initializers) | set(producer)
         for node in nodes:
             for inp in node.input:
                 if inp and inp not in known:
@@ -180,6 +195,61 @@ class ModelGraph:
                 logger.debug("node name %r used %d times", name, count)
         return self
 
+    @property
+    def nx(self) -> nx.MultiDiGraph:
+        """The dataflow graph as a :class:`networkx.MultiDiGraph` (built on first use).
+
+        Nodes are keyed ``op:<scope>:<index>`` (ONNX nodes, with ``op_type``,
+        ``name`` and ``scope``), ``input:<name>``, ``initializer:<name>`` and
+        ``output:<name>`` (with ``kind`` and ``name``); each edge is one
+        tensor, keyed and labelled by its name.
+        """
+        if self._nx is None:
+            self._nx = self._build_nx()
+        return self._nx
+
+    def _build_nx(self) -> nx.MultiDiGraph:
+        g = nx.MultiDiGraph()
+        g.add_nodes_from((f"{_INPUT}:{n}", {"kind": _INPUT, "name": n}) for n in self._input_names)
+        g.add_nodes_from((f"{_INIT}:{n}", {"kind": _INIT, "name": n}) for n in self._initializers_of_main())
+        g.add_nodes_from(
+            (i.key, {"kind": _OP, "op_type": i.node.op_type, "name": i.node.name, "scope": i.scope}) for i in self._info.values()
+        )
+        inputs, inits = set(self._input_names), set(self._initializers_of_main())
+
+        def source(tensor):
+            prod = self._producer.get(tensor)
+            if prod is not None:
+                return self._info[id(prod)].key
+            if tensor in inits:
+                return f"{_INIT}:{tensor}"
+            if tensor in inputs:
+                return f"{_INPUT}:{tensor}"
+            return None
+
+        edges = []
+        for info in self._info.values():
+            for inp in self.reads(info.node):
+                src = source(inp) if inp else None
+                if src is not None:
+                    edges.append((src, info.key, inp, {"tensor": inp}))
+        for vi in self.graph.output:
+            okey = f"{_OUTPUT}:{vi.name}"
+            g.add_node(okey, kind=_OUTPUT, name=vi.name)
+            src = source(vi.name)
+            if src is not None:
+                edges.append((src, okey, vi.name, {"tensor": vi.name}))
+        g.add_edges_from(edges)
+        return g
+
+    def _initializers_of_main(self) -> list[str]:
+        return [t.name for t in self.graph.initializer]
+
+    def reads(self, node: onnx.NodeProto) -> tuple[str, ...]:
+        """Every tensor ``node`` reads: its inputs, plus outer-scope names its subgraphs use."""
+        got = self._inputs.get(id(node))
+        return got if got is not None else tuple(node.input)
+
     def _repair(self, owner, field, what: str, node: onnx.NodeProto | None = None) -> str:
         """Rewrite a text field protobuf handed back as ``bytes`` (invalid UTF-8) as escaped text.
 
@@ -200,16 +270,6 @@ class ModelGraph:
         anchor = node if node is not None else owner if isinstance(owner, onnx.NodeProto) else None
         self.problems.append(GraphProblem("invalid-utf8", f"{what} '{text}' is not valid UTF-8 (shown escaped)", anchor))
         return text
-
-    def _source_key(self, tensor: str) -> str | None:
-        prod = self._producer.get(tensor)
-        if prod is not None:
-            return self._info[id(prod)].key
-        if tensor in self._initializers and self.nx.has_node(f"{_INIT}:{tensor}"):
-            return f"{_INIT}:{tensor}"
-        if self.nx.has_node(f"{_INPUT}:{tensor}"):
-            return f"{_INPUT}:{tensor}"
-        return None
 
     # ------------------------------------------------------------ queries
     @property
@@ -278,7 +338,7 @@ class ModelGraph:
         indeg = [0] * len(self.nodes)
         users: list[list[int]] = [[] for _ in self.nodes]
         for i, node in enumerate(self.nodes):
-            deps = {produced[t] for t in _all_inputs(node) if t in produced and produced[t] != i}
+            deps = {produced[t] for t in self.reads(node) if t in produced and produced[t] != i}
             indeg[i] = len(deps)
             for d in deps:
                 users[d].append(i)
