@@ -88,6 +88,7 @@ __all__ = [
     "AxisRoles",
     "analyse",
     "roles_for",
+    "recurrences_for",
     "role_of_dim_name",
     "align_axes",
     "regroup",
@@ -1417,6 +1418,15 @@ def analyse(graph: ModelGraph, table: ShapeTable, hints: bool = True) -> AxisRol
 def roles_for(ctx, hints: bool = True) -> AxisRoles:
     """The role analysis of a rule's :class:`~shapelint.rule.Context` (shared by every rule)."""
     return analyse(ctx.graph, ctx.table, hints)
+
+
+def recurrences_for(ctx) -> list[Recurrence]:
+    """The recurrences of a rule's context, without the whole role analysis.
+
+    Rules whose findings all involve a recurrent layer ask this first and
+    skip the analysis (its cost grows with the model) when there is none.
+    """
+    return _recurrences_cached(ctx.graph, ctx.table)
 
 
 def format_roles(roles) -> str:

@@ -250,3 +250,41 @@ def test_opset_7_models_are_inferred():
     g (float[batch, 4] x, float[4, 2] w) => (y) { m = MatMul(x, w)  y = Softmax(m) }"""
     (y,), _ = shapes_of(text, "y")
     assert y == "(batch, 2)"
+
+
+def test_the_numpy_fast_path_of_constant_folding_agrees_with_onnx_reference():
+    """ConstantOfShape, Add/Sub/Mul/Equal and Where skip onnx.reference: same values, same dtypes."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+    from onnx.reference import ReferenceEvaluator
+
+    from shapelint.infer.fold import _numpy_fold
+
+    rng = np.random.default_rng(0)
+    cases = []
+    for dtype in (np.int64, np.int32, np.float32, np.float64):
+        a = (rng.standard_normal((3, 1, 4)) * 1e3).astype(dtype)
+        b = (rng.standard_normal((2, 4)) * 1e3).astype(dtype)
+        for op in ("Add", "Sub", "Mul", "Equal"):
+            cases.append((helper.make_node(op, ["a", "b"], ["y"]), [a, b]))
+        cond = rng.standard_normal((2, 1)) > 0
+        cases.append((helper.make_node("Where", ["c", "a", "b"], ["y"]), [cond, a, b]))
+        value = numpy_helper.from_array(np.array([7], dtype))
+        cases.append((helper.make_node("ConstantOfShape", ["s"], ["y"], value=value), [np.array([2, 0, 3], np.int64)]))
+    cases.append((helper.make_node("ConstantOfShape", ["s"], ["y"]), [np.array([4], np.int64)]))
+    cases.append((helper.make_node("Mul", ["a", "b"], ["y"]), [np.array([2**62], np.int64), np.array([4], np.int64)]))
+    for node, consts in cases:
+        node.input[:] = [f"i{k}" for k in range(len(consts))]
+        got = _numpy_fold(node, consts)
+        assert got is not None, node.op_type
+        graph = helper.make_graph(
+            [node], "g",
+            [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(c.dtype), None) for n, c in zip(node.input, consts)],
+            [helper.make_tensor_value_info("y", 0, None)])
+        ref = ReferenceEvaluator(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+        (want,) = ref.run(None, dict(zip(node.input, consts)))
+        assert got[0].const.dtype == want.dtype, node.op_type
+        assert got[0].shape == want.shape
+        np.testing.assert_array_equal(got[0].const, want)
+    # mixed dtypes are left to the reference evaluator
+    assert _numpy_fold(helper.make_node("Add", ["a", "b"], ["y"]), [np.ones(2, np.int64), np.ones(2, np.float32)]) is None

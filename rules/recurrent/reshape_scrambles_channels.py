@@ -55,7 +55,7 @@ Loop/Scan are recognised through their scanned axis only.
 from __future__ import annotations
 
 from shapelint.dims import format_shape
-from shapelint.roles import roles_for
+from shapelint.roles import recurrences_for, roles_for
 from shapelint.rule import Rule, Severity
 
 
@@ -65,6 +65,8 @@ class ReshapeScramblesChannels(Rule):
     op_types = ()
 
     def check(self, node, ctx):
+        if not recurrences_for(ctx):
+            return  # the scrambled map matters where a recurrent layer reads it
         roles = roles_for(ctx)
         reported = set()
         for rc in roles.recurrences:

@@ -56,7 +56,7 @@ with frames as channels.
 from __future__ import annotations
 
 from shapelint.dims import format_dim
-from shapelint.roles import roles_for
+from shapelint.roles import recurrences_for, roles_for
 from shapelint.rule import Rule, Severity
 
 
@@ -70,13 +70,16 @@ class PerFrameOpMixesFrames(Rule):
     def check(self, node, ctx):
         if ctx.graph.info(node).scope or not node.input or not node.output:
             return
-        evidence = roles_for(ctx, hints=False)
-        roles = roles_for(ctx)
         x = node.input[0]
         shape = ctx.shape(x)
         if shape is None:
             yield from ctx.skip("input shape unknown")
             return
+        conv = node.op_type in ("Conv", "ConvInteger", "QLinearConv")
+        if not recurrences_for(ctx) and not (conv and len(shape) == 5):
+            return  # away from a recurrent layer only a Conv3d reading time as channels is reported
+        evidence = roles_for(ctx, hints=False)
+        roles = roles_for(ctx)
         if node.op_type in ("Conv", "ConvInteger", "QLinearConv"):
             if len(shape) < 3 or evidence.axis(x, 1).role != "time":
                 return

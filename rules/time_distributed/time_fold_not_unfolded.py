@@ -52,7 +52,7 @@ only.
 from __future__ import annotations
 
 from shapelint.dims import format_shape
-from shapelint.roles import roles_for
+from shapelint.roles import recurrences_for, roles_for
 from shapelint.rule import Rule, Severity
 
 MERGERS = ("Reshape", "Flatten")
@@ -65,6 +65,8 @@ class TimeFoldNotUnfolded(Rule):
     op_types = ()
 
     def check(self, node, ctx):
+        if not recurrences_for(ctx) and not self.may_fold(ctx):
+            return
         roles = roles_for(ctx)
         reported = set()
         for rc in roles.recurrences:
@@ -96,6 +98,12 @@ class TimeFoldNotUnfolded(Rule):
                 )
                 yield ctx.finding(folder, msg, fix=fix, tensor=out)
         yield from self.folded_outputs(ctx, roles, reported)
+
+    @staticmethod
+    def may_fold(ctx) -> bool:
+        """A Reshape/Flatten and a per-frame layer: without both, no output can be left folded."""
+        ops = {n.op_type for n in ctx.graph.nodes}
+        return not ops.isdisjoint(MERGERS) and not ops.isdisjoint(PER_FRAME)
 
     def folded_outputs(self, ctx, roles, reported):
         """Graph outputs still folded after per-frame Conv/Dense layers ran on the fold."""

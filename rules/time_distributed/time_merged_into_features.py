@@ -52,7 +52,7 @@ a merged vector repeated over a new sequence (``RepeatVector``).
 from __future__ import annotations
 
 from shapelint.dims import format_dim, format_shape, product
-from shapelint.roles import roles_for
+from shapelint.roles import recurrences_for, roles_for
 from shapelint.rule import Rule, Severity
 
 CONVS = ("Conv", "ConvTranspose", "ConvInteger", "QLinearConv")
@@ -65,6 +65,8 @@ class TimeMergedIntoFeatures(Rule):
     op_types = ()
 
     def check(self, node, ctx):
+        if not recurrences_for(ctx):
+            return  # both findings need a recurrent layer downstream of the merge
         roles = roles_for(ctx)
         reported = set()
         for n in ctx.graph.nodes:

@@ -137,7 +137,7 @@ class Inferencer:
                 outputs = [o if o is not None else f for o, f in zip(outputs, fb)]
         outputs = [o if o is not None else TensorInfo() for o in outputs[: len(node.output)]]
         # exact answer when every input is a small constant
-        if node.input and any(node.input):
+        if node.input and any(node.input) and not all(o.has_const for o in outputs):
             folded = fold(node, ctx.inputs, outputs, opset_imports)
             if folded is not None:
                 for o, f in zip(outputs, folded):

@@ -47,7 +47,8 @@ def identity(ctx: NodeContext):
     x = ctx.input(0)
     if x.kind != "tensor":
         return [TensorInfo(kind=x.kind, elem=x.elem)] if x.kind != "tensor" and x.elem is not None else None
-    return [TensorInfo(dtype=x.dtype, shape=x.shape, value=x.value, const=x.const)]
+    # the value passes through as it is: a weight's proto is still read only if someone asks
+    return [TensorInfo(dtype=x.dtype, shape=x.shape, value=x.value, const=x._const, proto=x.proto)]
 
 
 @register("Softmax", "LogSoftmax", "Hardmax")
