@@ -335,6 +335,19 @@ class ModelGraph:
             for out in node.output:
                 if out:
                     produced.setdefault(out, i)
+        # ONNX asks for nodes in topological order and exporters write them so: check, then keep the file order
+        in_order = True
+        for i, node in enumerate(self.nodes):
+            for t in self.reads(node):
+                j = produced.get(t)
+                if j is not None and j >= i:
+                    in_order = False
+                    break
+            if not in_order:
+                break
+        if in_order:
+            self._order = list(self.nodes)
+            return self._order
         indeg = [0] * len(self.nodes)
         users: list[list[int]] = [[] for _ in self.nodes]
         for i, node in enumerate(self.nodes):

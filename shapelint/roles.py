@@ -377,6 +377,8 @@ _REDUCE = {"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "R
            "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare", "ArgMax", "ArgMin"}
 _RESHAPES = {"Reshape", "Flatten", "Squeeze", "Unsqueeze"}
 _RECURRENT = {"LSTM", "GRU", "RNN"}
+# ops that give an output axis a role even when no input axis has one (see _forward_node)
+_SOURCES = _CONV | _RECURRENT | {"MatMul", "MatMulInteger", "FusedMatMul", "Gemm", "Gather", "Concat", "Einsum"}
 _SIZE_OPS = {"Shape", "Size", "ConstantOfShape", "EyeLike"}  # read only sizes: no data flows through them
 _GATES = {"Sigmoid", "Tanh", "HardSigmoid"}
 # ops a step's value goes through before its gate activation in an unrolled cell
@@ -399,6 +401,9 @@ class AxisRoles:
     between the two (batch and time swapped, time used as channels) compare
     that evidence with the consumer's reading.
     """
+
+    #: skip nodes none of whose inputs has a role (tests turn it off to check it changes nothing)
+    skip_unreached = True
 
     def __init__(self, graph: ModelGraph, table: ShapeTable, hints: bool = True):
         self.graph = graph
@@ -671,12 +676,20 @@ class AxisRoles:
             if self.use_hints:
                 roles = self._apply_hint(vi.name, roles)
             self.roles[vi.name] = roles
+        roles, hints = self.roles, self.hints if self.use_hints else {}
         for node in g.topological_order():
-            try:
-                outs = self._forward_node(node)
-            except Exception:  # noqa: BLE001 - an odd node only loses roles
-                logger.debug("roles through %s %r failed", node.op_type, node.name, exc_info=True)
+            if self.skip_unreached and node.op_type not in _SOURCES and not any(t in roles for t in node.input):
+                # no input has a known role and the op makes none: only a hint can give its outputs one
+                # (Constant nodes and shape arithmetic, about half of an exported transformer)
+                if not any(o in hints for o in node.output):
+                    continue
                 outs = None
+            else:
+                try:
+                    outs = self._forward_node(node)
+                except Exception:  # noqa: BLE001 - an odd node only loses roles
+                    logger.debug("roles through %s %r failed", node.op_type, node.name, exc_info=True)
+                    outs = None
             for k, o in enumerate(node.output):
                 if not o:
                     continue
@@ -934,6 +947,8 @@ class AxisRoles:
 
     def _restacks(self, node, axis: int) -> Recurrence | None:
         """The unrolled recurrence whose per-step results this Concat stacks back along ``axis``."""
+        if not any(rc.kind == "unrolled" for rc in self.recurrences):
+            return None
         pieces = [t for t in node.input if t]
         if len(pieces) < 2 or any((self._shape(t) or (None,) * (axis + 1))[axis] != 1 for t in pieces):
             return None
@@ -1297,12 +1312,15 @@ def _split_steps(graph, table, node, tensor):
     return outs
 
 
+_STEP_READERS = ("Gather", "Slice", "Split")  # what _step_index and _split_steps recognise
+
+
 def _unrolled_recurrences(graph: ModelGraph, table: ShapeTable) -> list[Recurrence]:
     out = []
     for tensor, users in list(graph._consumers.items()):
         steps: dict[int, dict[int, tuple]] = {}
         for u in users:
-            if graph.info(u).scope:
+            if u.op_type not in _STEP_READERS or graph.info(u).scope:
                 continue
             hits = []
             one = _step_index(graph, table, u, tensor)

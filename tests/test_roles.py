@@ -342,3 +342,34 @@ def test_a_rank5_batch_input_is_read_as_a_clip_unless_a_conv3d_reads_axis1_as_ch
     volume = model([helper.make_node("Conv", ["v", "k"], ["y"])], [("v", ["batch", 1, 8, 8, 8])], ["y"],
                    {"k": w(4, 1, 3, 3, 3)})
     assert roles_of(volume).axis("v", 1).role is None
+
+
+def test_skipping_nodes_no_role_reaches_changes_no_role_on_any_fixture(monkeypatch):
+    """The forward pass skips nodes whose inputs have no role (shape arithmetic, constants); the roles,
+    origins, hints and recurrences must be exactly those of the full pass, on every fixture."""
+    from pathlib import Path
+
+    from shapelint.load import load_model
+    from shapelint.roles import AxisRoles
+
+    def full(x):
+        return {k: [(r.parts, r.mixed, r.origin, r.sizes) for r in v] for k, v in x.roles.items()}
+
+    paths = sorted((Path(__file__).resolve().parents[1] / "fixtures").rglob("*.onnx"))
+    checked = 0
+    for p in paths:
+        try:
+            mg = ModelGraph.from_model(load_model(p))
+        except Exception:  # noqa: BLE001 - the fixtures of unreadable files
+            continue
+        table = infer(mg)
+        for hints in (True, False):
+            monkeypatch.setattr(AxisRoles, "skip_unreached", True)
+            fast = AxisRoles(mg, table, hints)
+            monkeypatch.setattr(AxisRoles, "skip_unreached", False)
+            slow = AxisRoles(mg, table, hints)
+            assert full(fast) == full(slow), (p.name, hints)
+            assert fast.hints == slow.hints
+            assert [str(r) for r in fast.recurrences] == [str(r) for r in slow.recurrences]
+            checked += 1
+    assert checked > 250

@@ -49,6 +49,7 @@ class Inferencer:
         self._expanding: set = set()
         #: function-body nodes that may still be expanded: a call tree that doubles per level stops here
         self._function_budget = max(20_000, 10 * len(mg.nodes))
+        self._opset_cache: dict[str, int] = {}  # domain -> version, for the model's imports
 
     # --------------------------------------------------------------- seeds
     def seed_value_info(self, vi: onnx.ValueInfoProto) -> TensorInfo:
@@ -152,6 +153,14 @@ class Inferencer:
                 table.tensors[name] = info
 
     def _opset_for(self, domain: str, opset_imports) -> int:
+        if opset_imports is not self.opset_imports:  # a function's own imports
+            return self._find_opset(domain, opset_imports)
+        got = self._opset_cache.get(domain)
+        if got is None:
+            got = self._opset_cache[domain] = self._find_opset(domain, opset_imports)
+        return got
+
+    def _find_opset(self, domain: str, opset_imports) -> int:
         for imp in opset_imports:
             if (imp.domain or "") == domain or (domain == "" and imp.domain == "ai.onnx"):
                 return imp.version

@@ -36,10 +36,11 @@ def constant(ctx: NodeContext):
     a = ctx.node.attribute[0] if ctx.node.attribute else None
     if a is None:
         return None
-    if a.name in ("value", "sparse_value") and a.name == "value":
+    if a.name == "value" and a.type == onnx.AttributeProto.TENSOR:
         t = a.t
-        v = constant_node_value(ctx.node)
-        return [TensorInfo(dtype=t.data_type, shape=tuple(int(d) for d in t.dims), const=v)]
+        # read lazily, like an initializer: most Constants of an export are never looked into
+        lazy = t if t.data_location != onnx.TensorProto.EXTERNAL else None
+        return [TensorInfo(dtype=t.data_type, shape=tuple(int(d) for d in t.dims), proto=lazy)]
     v = constant_node_value(ctx.node)
     if v is None:
         return None
