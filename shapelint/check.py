@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import os
 import time
@@ -50,11 +52,30 @@ def check(
             model = load_model(model_or_path)
     except LoadError as exc:
         return FileReport(path, error=str(exc), seconds=time.perf_counter() - start)
-    mg = ModelGraph.from_model(model)
-    table = infer(mg, bindings)
-    chosen = select_rules(rules if rules is not None else load_rules(), select, ignore)
-    diags = run_rules(chosen, mg, table, path, options, severity_overrides, rule_options=rule_options)
+    with _fewer_gc_passes():
+        mg = ModelGraph.from_model(model)
+        table = infer(mg, bindings)
+        chosen = select_rules(rules if rules is not None else load_rules(), select, ignore)
+        diags = run_rules(chosen, mg, table, path, options, severity_overrides, rule_options=rule_options)
     return FileReport(path, diags, seconds=time.perf_counter() - start)
+
+
+@contextlib.contextmanager
+def _fewer_gc_passes():
+    """Collect cycles less often while one model is checked.
+
+    Checking allocates millions of small objects that live until the end of
+    the check and form almost no cycles; with the default thresholds Python
+    rescans all of them in repeated full collections (about a tenth of the time
+    on a 10^5-node graph, for nothing collected).  mypy raises its thresholds
+    for the same reason.  Restored afterwards, also on errors.
+    """
+    old = gc.get_threshold()
+    gc.set_threshold(max(old[0], 100_000), max(old[1], 20), max(old[2], 20))
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
 
 
 check_file = check

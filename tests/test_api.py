@@ -39,3 +39,16 @@ def test_check_returns_a_report_with_diagnostics():
     report = shapelint.check(next(FIXTURES.glob("SL103-*/bad*.onnx")))
     assert report.status == "findings"
     assert {d.rule for d in report.diagnostics} == {"SL103"}
+
+
+def test_check_restores_the_garbage_collector_thresholds(tmp_path):
+    import gc
+
+    from shapelint.check import check
+
+    before = gc.get_threshold()
+    check(str(FIXTURES / "healthy" / "mlp_ts.onnx"))
+    assert gc.get_threshold() == before
+    (tmp_path / "bad.onnx").write_bytes(b"not onnx")
+    assert check(str(tmp_path / "bad.onnx")).error
+    assert gc.get_threshold() == before

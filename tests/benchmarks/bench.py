@@ -5,7 +5,8 @@ Run by hand (pytest ignores ``tests/benchmarks``)::
     python tests/benchmarks/bench.py                 # everything, ~30-60 min on 2 cores
     python tests/benchmarks/bench.py --only scale    # one part: transformer, synthetic, external, scale, jobs, profile
 
-Every measurement runs the tool in a fresh child process: the child times the
+Every measurement runs the tool in a fresh child process (``--repeat`` runs per
+tool, alternating, the fastest counted): the child times the
 tool's work alone (imports excluded, printed as ``seconds``) and the parent
 reads the child's peak RSS from ``os.wait4`` (``ru_maxrss``).  Tools:
 
@@ -248,9 +249,29 @@ def count_nodes(path: Path) -> int:
     return len(onnx.load(str(path), load_external_data=False).graph.node)
 
 
+REPEAT = 3  # runs per tool and model, alternating tools; the fastest run counts (--repeat)
+
+
+def best_of(tool: str, path: Path, cwd: Path | None = None, runs: int | None = None) -> dict:
+    """The fastest of ``runs`` fresh-process runs (shared machines are noisy; the minimum is the tool's cost)."""
+    results = [measure(tool, path, cwd) for _ in range(runs or REPEAT)]
+    timed = [r for r in results if r.get("seconds") is not None]
+    best = min(timed, key=lambda r: r["seconds"]) if timed else results[-1]
+    best["rss_mb"] = max(r["rss_mb"] for r in results)
+    return best
+
+
 def compare(name: str, path: Path, tools=("shapelint", "onnx", "ort-sym"), cwd=None) -> list[str]:
     n = count_nodes(path)
-    results = {t: measure(t, path, cwd) for t in tools}
+    runs: dict[str, list[dict]] = {t: [] for t in tools}
+    for _ in range(REPEAT):  # alternate, so a slow spell of the machine hits every tool alike
+        for t in tools:
+            runs[t].append(measure(t, path, cwd))
+    results = {}
+    for t, rs in runs.items():
+        timed = [r for r in rs if r.get("seconds") is not None]
+        results[t] = dict(min(timed, key=lambda r: r["seconds"]) if timed else rs[-1])
+        results[t]["rss_mb"] = max(r["rss_mb"] for r in rs)
     for t, r in results.items():
         print(f"    {t:<20} {_fmt_s(r):>8} s  {_fmt_mb(r):>6} MiB  {r.get('error') or ''}", flush=True)
     s = results["shapelint"]
@@ -267,15 +288,18 @@ def main() -> None:
     ap.add_argument("--only", default="transformer,synthetic,external,scale,jobs,profile")
     ap.add_argument("--layers", type=int, default=128)
     ap.add_argument("--nodes", type=int, default=100_000)
+    ap.add_argument("--repeat", type=int, default=REPEAT, help="runs per tool and model; the fastest counts")
     ap.add_argument("--child", nargs=2, metavar=("TOOL", "PATH"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         return child(*args.child)
+    globals()["REPEAT"] = max(1, args.repeat)
     parts = set(args.only.split(","))
     cache: Path = args.cache
     cache.mkdir(parents=True, exist_ok=True)
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores; cache {cache}")
-    print("times: the tool's own work in a fresh process (imports excluded); RSS: that process's peak\n")
+    print(f"times: the tool's own work in a fresh process (imports excluded), fastest of {REPEAT} alternating runs; "
+          "RSS: the largest peak of those runs\n")
     header = ("| model | nodes | shapelint s | shapelint MiB | onnx load+infer s | onnx MiB | shapelint/onnx |"
               " ORT symbolic s | ORT MiB | shapelint/ORT |")
     rows = []
@@ -312,8 +336,8 @@ def main() -> None:
             path = cache / f"synthetic_{n}.onnx"
             if not path.exists():
                 build_synthetic(path, n)
-            s = measure("shapelint", path)
-            o = measure("onnx", path)
+            s = best_of("shapelint", path)
+            o = best_of("onnx", path)
             nn = count_nodes(path)
             per = lambda r: "n/a" if r.get("seconds") is None else f"{r['seconds'] / nn * 1e6:.0f}"  # noqa: E731
             lines.append(f"| {nn:,} | {_fmt_s(s)} | {per(s)} | {_fmt_mb(s)} | {_fmt_s(o)} | {per(o)} |")
