@@ -512,10 +512,43 @@ def tensor_value(t: onnx.TensorProto, limit: int = CONST_LIMIT) -> np.ndarray | 
         count *= d
         if count > limit:
             return None
+    fast = _small_array(t, count)
+    if fast is not None:
+        return fast
     try:
         return numpy_helper.to_array(t)
     except Exception:  # noqa: BLE001 - malformed tensors stay unknown
         return None
+
+
+# raw_data is little-endian; the typed fields that hold these types as they are
+_RAW = {
+    onnx.TensorProto.FLOAT: np.dtype("<f4"), onnx.TensorProto.DOUBLE: np.dtype("<f8"),
+    onnx.TensorProto.INT32: np.dtype("<i4"), onnx.TensorProto.INT64: np.dtype("<i8"),
+    onnx.TensorProto.INT8: np.dtype("i1"), onnx.TensorProto.UINT8: np.dtype("u1"), onnx.TensorProto.BOOL: np.dtype("?"),
+}
+_TYPED = {onnx.TensorProto.INT64: "int64_data", onnx.TensorProto.FLOAT: "float_data", onnx.TensorProto.DOUBLE: "double_data"}
+
+
+def _small_array(t: onnx.TensorProto, count: int) -> np.ndarray | None:
+    """The common cases of ``numpy_helper.to_array`` without its per-call overhead (exporters
+    write thousands of one-element Constants); None for everything else."""
+    dtype = _RAW.get(t.data_type)
+    if dtype is None or t.HasField("segment"):
+        return None
+    shape = tuple(t.dims)
+    if t.HasField("raw_data"):
+        raw = t.raw_data
+        if len(raw) != count * dtype.itemsize:
+            return None
+        return np.frombuffer(raw, dtype=dtype).astype(dtype.newbyteorder("="), copy=True).reshape(shape)
+    field = _TYPED.get(t.data_type)
+    if field is None:
+        return None
+    values = getattr(t, field)
+    if len(values) != count:
+        return None
+    return np.array(values, dtype=dtype.newbyteorder("=")).reshape(shape)
 
 
 def constant_node_value(node: onnx.NodeProto, limit: int = CONST_LIMIT) -> np.ndarray | None:

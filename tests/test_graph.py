@@ -66,3 +66,27 @@ def test_networkx_edges_agree_with_the_producer_and_consumer_indexes(name):
             p = mg.producer(inp)
             if p is not None:
                 assert g.has_edge(mg.info(p).key, mg.info(node).key, key=inp)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int32", "int64", "int8", "uint8", "bool", "float16", "int16"])
+@pytest.mark.parametrize("shape", [(), (1,), (3, 4), (0,), (2, 0, 3)])
+def test_small_constants_read_like_numpy_helper(dtype, shape):
+    """tensor_value's fast path (raw_data and typed fields) gives numpy_helper.to_array's array."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    from shapelint.graph import tensor_value
+
+    a = (np.random.default_rng(0).standard_normal(shape) * 100).astype(dtype)
+    protos = [numpy_helper.from_array(a, "raw")]
+    if dtype in ("float32", "float64", "int64", "int32", "bool"):
+        kind = helper.np_dtype_to_tensor_dtype(a.dtype)
+        protos.append(helper.make_tensor("typed", kind, list(shape), a.reshape(-1).tolist()))
+    for t in protos:
+        got, want = tensor_value(t), numpy_helper.to_array(t)
+        assert got.dtype == want.dtype and got.shape == want.shape
+        np.testing.assert_array_equal(got, want)
+    truncated = numpy_helper.from_array(a, "short")
+    if a.size:
+        truncated.raw_data = truncated.raw_data[:-1]
+        assert tensor_value(truncated) is None  # numpy_helper refuses it too

@@ -208,7 +208,8 @@ def values_of(info: TensorInfo) -> tuple | None:
         return info.value
     c = info.const
     if c is not None and c.dtype.kind in "iub" and c.size <= 4096:
-        return tuple(int(v) for v in c.reshape(-1))
+        flat = c.reshape(-1)
+        return tuple((flat if c.dtype.kind != "b" else flat.astype(np.int64)).tolist())  # Python ints
     if info.shape is not None and any(isinstance(d, int) and d == 0 for d in info.shape):
         return ()  # an empty tensor's value is known whatever it was fed
     return None

@@ -9,6 +9,7 @@ import numpy as np
 import onnx
 
 from ..dims import Comparison, Dim, Shape, format_shape, product
+from ..graph import tensor_value
 
 __all__ = ["TensorInfo", "Conflict", "ShapeTable", "UNKNOWN"]
 
@@ -41,8 +42,6 @@ class TensorInfo:
     @property
     def const(self) -> np.ndarray | None:
         if self._const is None and self.proto is not None:
-            from ..graph import tensor_value
-
             self._const = tensor_value(self.proto)
             self.proto = None
         return self._const
