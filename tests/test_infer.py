@@ -288,3 +288,27 @@ def test_the_numpy_fast_path_of_constant_folding_agrees_with_onnx_reference():
         np.testing.assert_array_equal(got[0].const, want)
     # mixed dtypes are left to the reference evaluator
     assert _numpy_fold(helper.make_node("Add", ["a", "b"], ["y"]), [np.ones(2, np.int64), np.ones(2, np.float32)]) is None
+
+
+def test_input_and_output_counts_outside_the_op_schema_are_op_conflicts():
+    """onnx's checker and onnxruntime refuse these models; every such node is reported, the walk goes on."""
+    from onnx import TensorProto, helper
+
+    nodes = [
+        helper.make_node("Relu", ["x"], [], name="no_output"),
+        helper.make_node("Add", ["x"], ["a"], name="one_operand"),
+        helper.make_node("Transpose", ["x", "x"], ["t"], name="two_inputs"),
+        helper.make_node("LSTM", ["x", "x"], ["l"], name="short_lstm"),
+        helper.make_node("Relu", ["x"], ["y"], name="fine"),
+    ]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    report = check(m)
+    got = {(d.node, d.rule) for d in report.diagnostics}
+    assert got == {("no_output", "SL101"), ("one_operand", "SL101"), ("two_inputs", "SL101"), ("short_lstm", "SL101")}
+    msgs = {d.node: d.message for d in report.diagnostics}
+    assert msgs["one_operand"].startswith("Add has 1 inputs; opset 17 defines 2")
+    assert "3 to 8" in msgs["short_lstm"]
+    table = infer(ModelGraph.from_model(m))
+    assert format_shape(table.shape("y")) == "(N, 4)"

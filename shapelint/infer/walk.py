@@ -49,7 +49,8 @@ class Inferencer:
         self._expanding: set = set()
         #: function-body nodes that may still be expanded: a call tree that doubles per level stops here
         self._function_budget = max(20_000, 10 * len(mg.nodes))
-        self._opset_cache: dict[str, int] = {}  # domain -> version, for the model's imports
+        self._opset_cache: dict[str, int] = {}
+        self._arity: dict[tuple[str, str, int], tuple[int, int, int, int] | None] = {}  # domain -> version, for the model's imports
 
     # --------------------------------------------------------------- seeds
     def seed_value_info(self, vi: onnx.ValueInfoProto) -> TensorInfo:
@@ -117,6 +118,9 @@ class Inferencer:
         if fn is not None:
             outputs = self.infer_function(node, fn, ctx)
         else:
+            if not self._arity_ok(ctx, domain, opset):
+                self._unknown_outputs(node)
+                return
             handler = handler_for(domain, node.op_type)
             if handler is not None:
                 try:
@@ -151,6 +155,33 @@ class Inferencer:
         for name, info in zip(node.output, outputs):
             if name:
                 table.tensors[name] = info
+
+    def _arity_ok(self, ctx: NodeContext, domain: str, opset: int) -> bool:
+        """Input and output counts within the op schema's range (onnx's checker and onnxruntime refuse the
+        model otherwise); a violation is an op conflict and the node's outputs stay unknown."""
+        node = ctx.node
+        key = (domain, node.op_type, opset)
+        bounds = self._arity.get(key, False)
+        if bounds is False:
+            bounds = None
+            if domain in _KNOWN_DOMAINS:
+                try:
+                    sch = onnx.defs.get_schema(node.op_type, opset, "" if domain == "ai.onnx" else domain)
+                    bounds = (sch.min_input, sch.max_input, sch.min_output, sch.max_output)
+                except Exception:  # noqa: BLE001 - unknown ops are the fallback's to report
+                    bounds = None
+            self._arity[key] = bounds
+        if bounds is None:
+            return True
+        lo_in, hi_in, lo_out, hi_out = bounds
+        n_in, n_out = len(node.input), len(node.output)
+        if lo_in <= n_in <= hi_in and lo_out <= n_out <= hi_out:
+            return True
+        what, n, lo, hi = ("inputs", n_in, lo_in, hi_in) if not lo_in <= n_in <= hi_in else ("outputs", n_out, lo_out, hi_out)
+        want = f"{lo}" if lo == hi else f"{lo} or more" if hi >= 2**31 - 1 else f"{lo} to {hi}"
+        noun = what[:-1] if want == "1" else what
+        ctx.conflict("op", f"{node.op_type} has {n} {what}; opset {opset} defines {want}", f"{want} {noun}")
+        return False
 
     def _opset_for(self, domain: str, opset_imports) -> int:
         if opset_imports is not self.opset_imports:  # a function's own imports
