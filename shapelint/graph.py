@@ -31,14 +31,18 @@ CONST_LIMIT = 4096
 _INPUT, _INIT, _OUTPUT, _OP = "input", "initializer", "output", "op"
 
 
-@dataclass
+@dataclass(slots=True)
 class NodeInfo:
-    """Where an ONNX node sits: its graph-node key, scope and position."""
+    """Where an ONNX node sits: its scope and position (and so its graph-node key)."""
 
-    key: str
     node: onnx.NodeProto
     scope: str  # "" for the main graph, "/If_3/then_branch" for a subgraph
     index: int
+
+    @property
+    def key(self) -> str:
+        """The node's key in :attr:`ModelGraph.nx`: ``op:<scope>:<index>``."""
+        return f"{_OP}:{self.scope}:{self.index}"
 
 
 @dataclass
@@ -108,7 +112,7 @@ class ModelGraph:
                 for t in graph.initializer:
                     self._initializers.setdefault(t.name, t)
             for i, node in enumerate(gnodes):
-                info_of[id(node)] = NodeInfo(f"{_OP}:{scope}:{i}", node, scope, i)
+                info_of[id(node)] = NodeInfo(node, scope, i)
                 op_type, name = node.op_type, node.name
                 if type(op_type) is not str or type(name) is not str:
                     op_type, name = self._repair(node, "op_type", "op_type"), self._repair(node, "name", "node name")
@@ -151,11 +155,15 @@ class ModelGraph:
         for node in with_subgraphs:
             inputs_of[id(node)] = tuple(_all_inputs(node))
         consumers = self._consumers
+        known = set(self._input_names) | set(self._initializers) | set(producer)
+        missing: list[tuple[onnx.NodeProto, str]] = []
         for info in info_of.values():
             node = info.node
             reads = inputs_of.get(id(node))
-            if reads is None:
+            plain = reads is None  # no subgraph: it reads exactly its inputs
+            if plain:
                 reads = node.input
+            main = not info.scope
             for k, inp in enumerate(reads):
                 if not inp:
                     continue
@@ -166,18 +174,18 @@ class ModelGraph:
                     consumers[inp] = [node]
                 else:
                     got.append(node)
-        known = set(self._input_names) | set(self._initializers) | set(producer)
-        for node in nodes:
-            for inp in node.input:
-                if inp and inp not in known:
-                    self.problems.append(
-                        GraphProblem(
-                            "missing-input",
-                            f"input {inp!r} of {node.name or node.op_type!r} is produced by no node, "
-                            "graph input or initializer",
-                            node,
-                        )
-                    )
+                if main and plain and inp not in known:
+                    missing.append((node, inp))
+            if main and not plain:
+                missing.extend((node, inp) for inp in node.input if inp and inp not in known)
+        for node, inp in missing:
+            self.problems.append(
+                GraphProblem(
+                    "missing-input",
+                    f"input {inp!r} of {node.name or node.op_type!r} is produced by no node, graph input or initializer",
+                    node,
+                )
+            )
         for fn in model.functions:  # walked by inference only: repair their text here
             for field in ("name", "domain"):
                 self._repair(fn, field, f"function {field}")
