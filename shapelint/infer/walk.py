@@ -49,8 +49,8 @@ class Inferencer:
         self._expanding: set = set()
         #: function-body nodes that may still be expanded: a call tree that doubles per level stops here
         self._function_budget = max(20_000, 10 * len(mg.nodes))
-        self._opset_cache: dict[str, int] = {}
-        self._arity: dict[tuple[str, str, int], tuple[int, int, int, int] | None] = {}  # domain -> version, for the model's imports
+        self._opset_cache: dict[str, int] = {}  # domain -> version, for the model's imports
+        self._arity: dict[tuple[str, str, int], tuple[int, int, int, int] | None] = {}  # schema input/output counts
 
     # --------------------------------------------------------------- seeds
     def seed_value_info(self, vi: onnx.ValueInfoProto) -> TensorInfo:
