@@ -45,6 +45,7 @@ def run_rules(rules: list[type[Rule]], mg: ModelGraph, table: ShapeTable, path: 
     instances = {cls: cls() for cls in rules}
     ctx = Context(graph=mg, table=table, path=path, options=options or {})
     seen = set()
+    anchor: dict[int, int] = {}  # id(diagnostic) -> id(node): superseding works for unnamed nodes too
 
     def emit(cls, finding):
         node = finding.node
@@ -63,10 +64,12 @@ def run_rules(rules: list[type[Rule]], mg: ModelGraph, table: ShapeTable, path: 
             source=mg.source(node) if node is not None else None,
             edit=finding.edit,
         )
-        key = (d.rule, d.node, d.tensor, d.message)
+        key = (d.rule, id(node) if node is not None else None, d.tensor, d.message)
         if key not in seen:
             seen.add(key)
             out.append(d)
+            if node is not None:
+                anchor[id(d)] = id(node)
 
     def call(cls, node):
         ctx.rule = cls
@@ -99,9 +102,10 @@ def run_rules(rules: list[type[Rule]], mg: ModelGraph, table: ShapeTable, path: 
                 continue  # malformed (no outputs): SL002's business, not the op rules'
             for cls in by_op.get(info.node.op_type, ()):
                 call(cls, info.node)
-    superseded = {(code, d.node) for d in out for cls in rules if cls.code == d.rule for code in cls.supersedes if d.node}
+    superseded = {(code, anchor[id(d)]) for d in out if id(d) in anchor
+                  for cls in rules if cls.code == d.rule for code in cls.supersedes}
     if superseded:
-        out = [d for d in out if (d.rule, d.node) not in superseded]
+        out = [d for d in out if id(d) not in anchor or (d.rule, anchor[id(d)]) not in superseded]
     position = {}
     for i, node in enumerate(mg.topological_order()):
         if node.name:

@@ -52,3 +52,35 @@ def test_check_restores_the_garbage_collector_thresholds(tmp_path):
     (tmp_path / "bad.onnx").write_bytes(b"not onnx")
     assert check(str(tmp_path / "bad.onnx")).error
     assert gc.get_threshold() == before
+
+
+def test_a_superseding_rule_replaces_the_generic_finding_on_its_own_node_named_or_not():
+    from onnx import TensorProto, helper
+
+    from shapelint.graph import ModelGraph
+    from shapelint.infer import infer
+    from shapelint.rule import Rule
+    from shapelint.runner import run_rules
+
+    class Generic(Rule):
+        code, slug, op_types = "ZZ101", "generic", ("Relu",)
+
+        def check(self, node, ctx):
+            yield ctx.finding(node, "generic")
+
+    class Specific(Rule):
+        code, slug, op_types, supersedes = "ZZ201", "specific", ("Relu",), ("ZZ101",)
+
+        def check(self, node, ctx):
+            if node.output[0] != "c":  # the third Relu keeps its generic finding
+                yield ctx.finding(node, "specific")
+
+    nodes = [helper.make_node("Relu", ["x"], ["a"], name="named"), helper.make_node("Relu", ["a"], ["b"]),
+             helper.make_node("Relu", ["b"], ["c"])]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                          [helper.make_tensor_value_info("c", TensorProto.FLOAT, None)])
+    mg = ModelGraph.from_model(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
+    diags = run_rules([Generic, Specific], mg, infer(mg))
+    got = sorted((d.rule, d.message) for d in diags)
+    # named and unnamed Relus: the specific finding only; the third: the generic one
+    assert got == [("ZZ101", "generic"), ("ZZ201", "specific"), ("ZZ201", "specific")]
