@@ -5,7 +5,9 @@ Reports every node whose inputs cannot satisfy the op's shape contract, for
 ops not covered by a more specific rule: a Conv whose weight expects other
 in-channels, a LayerNormalization whose scale has the wrong width, an axis
 out of range, a Squeeze of an axis that is not 1, a Split whose sizes do not
-add up.  Inference carries on past the node, so one run lists every conflict.
+add up; also a node with more or fewer inputs or outputs than its schema
+allows, or an attribute of the wrong type.  Inference carries on past the
+node, so one run lists every conflict.
 
 ## Why is this bad?
 onnxruntime refuses the model at session creation or fails on the first
