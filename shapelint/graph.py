@@ -15,11 +15,14 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import networkx as nx
 import numpy as np
 import onnx
 from onnx import numpy_helper
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 __all__ = ["ModelGraph", "NodeInfo", "GraphProblem", "CONST_LIMIT"]
 
@@ -78,7 +81,7 @@ class ModelGraph:
     _order: list[onnx.NodeProto] | None = field(default=None, repr=False)
     _inputs: dict[int, tuple[str, ...]] = field(default_factory=dict, repr=False)  # id(node) -> every tensor it reads
     _input_names: list[str] = field(default_factory=list, repr=False)
-    _nx: nx.MultiDiGraph | None = field(default=None, repr=False)
+    _nx: "nx.MultiDiGraph | None" = field(default=None, repr=False)
 
     # ------------------------------------------------------------ building
     @classmethod
@@ -217,6 +220,8 @@ class ModelGraph:
         return self._nx
 
     def _build_nx(self) -> nx.MultiDiGraph:
+        import networkx as nx  # imported with the view: `check` does without it
+
         g = nx.MultiDiGraph()
         g.add_nodes_from((f"{_INPUT}:{n}", {"kind": _INPUT, "name": n}) for n in self._input_names)
         g.add_nodes_from((f"{_INIT}:{n}", {"kind": _INIT, "name": n}) for n in self._initializers_of_main())
