@@ -77,7 +77,7 @@ from dataclasses import dataclass, field
 import onnx
 import sympy
 
-from .dims import Dim, format_shape, mul, ratio
+from .dims import Dim, Relation, compare, format_shape, is_named, mul, product, ratio
 from .graph import ModelGraph
 from .infer import ShapeTable
 
@@ -343,6 +343,9 @@ def align_axes(src, dst) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
     [((0, 1), (0,)), ((2,), (1,)), ((3,), (2,)), ((4,), (3,))]
     >>> align_axes((b * t, 128), (b, t, 128))
     [((0,), (0, 1)), ((1,), (2,))]
+    >>> w = symbol("w")
+    >>> align_axes((b, 32, 8, w), (b, w, 256))  # no run from either end: the rest, equal in product
+    [((0,), (0,)), ((1, 2, 3), (1, 2))]
     """
     a = [k for k, d in enumerate(src) if d != 1]
     b = [k for k, d in enumerate(dst) if d != 1]
@@ -350,9 +353,20 @@ def align_axes(src, dst) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
     if i == len(a) and j == len(b):
         return front
     rs, rd = list(reversed(a[i:])), list(reversed(b[j:]))
-    back, _, _ = _align_run(src, dst, rs, rd)
+    back, bi, bj = _align_run(src, dst, rs, rd)
     back = [(tuple(reversed(gi)), tuple(reversed(gj))) for gi, gj in reversed(back)]
+    # what neither end matched is one group when its products are provably equal: (C, H, w) -> (w, C*H)
+    mid_a, mid_b = a[i:len(a) - bi], b[j:len(b) - bj]
+    if mid_a and mid_b:
+        pa, pb = product([src[k] for k in mid_a]), product([dst[k] for k in mid_b])
+        if pa is not None and pb is not None and compare(pa, pb).relation == Relation.EQUAL:
+            return front + [(tuple(mid_a), tuple(mid_b))] + back
     return front + back
+
+
+def _named_only(d: Dim) -> bool:
+    """An int, or an expression of declared symbols only (no ``unk__N`` that might hide any value)."""
+    return d is not None and (isinstance(d, int) or all(is_named(s) for s in d.free_symbols))
 
 
 # ----------------------------------------------------------------- the analysis
@@ -1069,6 +1083,7 @@ def _segments(atoms: list[_Atom], out_dims):
     A, B = prefixes([a.size for a in atoms]), prefixes(list(out_dims))
     if any(v is None for v in A + B):
         return None
+    has_batch = any(a.role == "batch" for a in atoms)
     segs, prev, i, j, atom, axis = [], 1, 0, 0, 0, 0
     while i < len(A) or j < len(B):
         step_i = step_j = False
@@ -1082,6 +1097,10 @@ def _segments(atoms: list[_Atom], out_dims):
                 elif ba:
                     step_j = True
                 elif ab is False and ba is False:
+                    return "mixed"
+                elif _named_only(A[i]) and _named_only(B[j]) and not has_batch:
+                    # 32 channels vs width//2: the boundaries meet for some widths only.  Not for a batch
+                    # boundary (batch vs a traced 4): that is a baked-in size, SL501's to report
                     return "mixed"
                 else:
                     return None
