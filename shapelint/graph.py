@@ -224,11 +224,12 @@ class ModelGraph:
 
         g = nx.MultiDiGraph()
         g.add_nodes_from((f"{_INPUT}:{n}", {"kind": _INPUT, "name": n}) for n in self._input_names)
-        g.add_nodes_from((f"{_INIT}:{n}", {"kind": _INIT, "name": n}) for n in self._initializers_of_main())
+        inits = [t.name for t in self.graph.initializer]
+        g.add_nodes_from((f"{_INIT}:{n}", {"kind": _INIT, "name": n}) for n in inits)
         g.add_nodes_from(
             (i.key, {"kind": _OP, "op_type": i.node.op_type, "name": i.node.name, "scope": i.scope}) for i in self._info.values()
         )
-        inputs, inits = set(self._input_names), set(self._initializers_of_main())
+        inputs, inits = set(self._input_names), set(inits)
 
         def source(tensor):
             prod = self._producer.get(tensor)
@@ -254,9 +255,6 @@ class ModelGraph:
                 edges.append((src, okey, vi.name, {"tensor": vi.name}))
         g.add_edges_from(edges)
         return g
-
-    def _initializers_of_main(self) -> list[str]:
-        return [t.name for t in self.graph.initializer]
 
     def reads(self, node: onnx.NodeProto) -> tuple[str, ...]:
         """Every tensor ``node`` reads: its inputs, plus outer-scope names its subgraphs use."""

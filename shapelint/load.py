@@ -75,7 +75,7 @@ def load_model(path: str | os.PathLike) -> onnx.ModelProto:
         raise LoadError(f"cannot read file: {exc.strerror or exc}") from None
     model, scan = _parse(data)
     try:
-        check_external_data(model, p.resolve().parent, _scan=scan)
+        check_external_data(model, p.resolve().parent, scan=scan)
     except LoadError:
         raise
     except Exception as exc:  # noqa: BLE001 - last line of defence: a hostile file is an error, not a crash
@@ -139,7 +139,7 @@ def _validate(model: onnx.ModelProto) -> "_Scan":
     scan = _scan(model.graph)
     if scan.depth > MAX_SUBGRAPH_DEPTH:
         raise LoadError(f"subgraphs nested {scan.depth} deep (limit {MAX_SUBGRAPH_DEPTH})")
-    repair_dim_params(model, _scan=scan)
+    repair_dim_params(model, scan=scan)
     return scan
 
 
@@ -214,7 +214,7 @@ def _dim_params(tp: onnx.TypeProto):
             stack.append(t.map_type.value_type)
 
 
-def repair_dim_params(model: onnx.ModelProto, _scan: _Scan | None = None) -> int:
+def repair_dim_params(model: onnx.ModelProto, scan: _Scan | None = None) -> int:
     """Rewrite ``dim_param`` text that is not UTF-8 as escaped ``str``; returns how many.
 
     >>> m = onnx.ModelProto()
@@ -222,7 +222,7 @@ def repair_dim_params(model: onnx.ModelProto, _scan: _Scan | None = None) -> int
     0
     """
     fixed = 0
-    for vi in _value_infos(model, _scan or _scan_of(model)):
+    for vi in _value_infos(model, scan or _scan(model.graph)):
         for dim in _dim_params(vi.type):
             if type(dim.dim_param) is not str:
                 dim.dim_param = dim.dim_param.decode("utf-8", "backslashreplace")
@@ -230,13 +230,9 @@ def repair_dim_params(model: onnx.ModelProto, _scan: _Scan | None = None) -> int
     return fixed
 
 
-def _scan_of(model: onnx.ModelProto) -> _Scan:
-    return _scan(model.graph)
-
-
-def external_data_locations(model: onnx.ModelProto, _scan: _Scan | None = None) -> list[tuple[str, str]]:
+def external_data_locations(model: onnx.ModelProto, scan: _Scan | None = None) -> list[tuple[str, str]]:
     """``(tensor name, location)`` for every tensor stored outside the file."""
-    scan = _scan or _scan_of(model)
+    scan = scan or _scan(model.graph)
     external = onnx.TensorProto.EXTERNAL
     out = []
     tensors = [t for g in scan.graphs for t in g.initializer] + scan.attribute_tensors
@@ -247,7 +243,7 @@ def external_data_locations(model: onnx.ModelProto, _scan: _Scan | None = None) 
     return out
 
 
-def check_external_data(model: onnx.ModelProto, base: Path, _scan: _Scan | None = None) -> None:
+def check_external_data(model: onnx.ModelProto, base: Path, scan: _Scan | None = None) -> None:
     """Refuse external-data locations outside ``base``; never opens the files.
 
     Only path arithmetic and ``stat`` calls: ``..``, absolute paths and
@@ -256,7 +252,7 @@ def check_external_data(model: onnx.ModelProto, base: Path, _scan: _Scan | None 
     a folder) is refused too.
     """
     seen: set[str] = set()
-    for name, location in external_data_locations(model, _scan):
+    for name, location in external_data_locations(model, scan):
         if location in seen:
             continue
         seen.add(location)
