@@ -243,6 +243,18 @@ def describe_axes(roles: Roles, shape) -> str:
     return f"{format_shape(shape)} [{names}]"
 
 
+#: the closing paragraph of every SL40x rule's documentation: what the axis tracking follows
+TRACKING_LIMITS = """\
+Recurrences followed: ONNX LSTM/GRU/RNN (both layouts, any direction,
+stacked layers through torch's ``Y_h`` concatenation) and unrolled cells
+whose per-step states are stacked along time (Keras 3 on torch: LSTM, GRU,
+SimpleRNN, ``Bidirectional`` read back with ``Slice(step=-1)``;
+``nn.LSTMCell`` loops; dynamo's unrolled ``nn.RNN``).  Not followed:
+Scan/Loop bodies, sequence ops (``ConcatFromSequence``), contrib-domain
+recurrent ops, Einsum projections.
+"""
+
+
 # --------------------------------------------------------------------------- cache
 
 def analyse(ctx) -> Analysis:

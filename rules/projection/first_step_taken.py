@@ -35,13 +35,6 @@ None.
 ## Limitations
 Only constant indices are judged.  With padded batches the last valid step
 depends on each sequence's length; that is not checked.
-Recurrences followed: ONNX LSTM/GRU/RNN (both layouts, any direction,
-stacked layers through torch's ``Y_h`` concatenation) and unrolled cells
-whose per-step states are stacked along time (Keras 3 on torch: LSTM, GRU,
-SimpleRNN, ``Bidirectional`` read back with ``Slice(step=-1)``;
-``nn.LSTMCell`` loops; dynamo's unrolled ``nn.RNN``).  Not followed:
-Scan/Loop bodies, sequence ops (``ConcatFromSequence``), contrib-domain
-recurrent ops, Einsum projections.
 """
 
 from __future__ import annotations
@@ -49,7 +42,7 @@ from __future__ import annotations
 from shapelint.rule import Fix, Rule, Severity
 
 from ._edit import Editor
-from ._lstm_axes import analyse, describe_axes
+from ._lstm_axes import TRACKING_LIMITS, analyse, describe_axes
 
 #: consumers that stack per-step results back: not where a summary leaves
 STACKERS = ("Concat", "ConcatFromSequence", "SequenceConstruct", "SequenceInsert")
@@ -57,7 +50,7 @@ INT64_MAX = 2**63 - 1
 
 
 class FirstStepTaken(Rule):
-    __doc__ = __doc__
+    __doc__ = __doc__ + TRACKING_LIMITS
     code, slug, severity = "SL405", "first-step-taken", Severity.WARNING
     op_types = ()
 

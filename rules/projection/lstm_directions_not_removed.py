@@ -54,14 +54,7 @@ Keras exports have no direction axis (their unrolled cells return
 ``(batch, hidden)`` per step), so this rule concerns ONNX recurrent ops.  A
 reshape is judged only when its sizes can be matched symbolically to the
 input's axes; with static sizes that coincide (batch 2, two directions) the
-match follows the order of the axes.  Recurrences followed: ONNX LSTM/GRU/RNN (both layouts, any direction,
-stacked layers through torch's ``Y_h`` concatenation) and unrolled cells
-whose per-step states are stacked along time (Keras 3 on torch: LSTM, GRU,
-SimpleRNN, ``Bidirectional`` read back with ``Slice(step=-1)``;
-``nn.LSTMCell`` loops; dynamo's unrolled ``nn.RNN``).  Not followed:
-Scan/Loop bodies, sequence ops (``ConcatFromSequence``), contrib-domain
-recurrent ops, Einsum projections.
-"""
+match follows the order of the axes.  """
 
 from __future__ import annotations
 
@@ -69,7 +62,7 @@ from shapelint.dims import Relation, compare, format_dim, format_shape
 from shapelint.rule import Fix, Rule, Severity
 
 from ._edit import Editor, keeps_shapes_consistent
-from ._lstm_axes import BATCH, DIRECTION, HIDDEN, TIME, analyse, describe_axes
+from ._lstm_axes import BATCH, DIRECTION, HIDDEN, TIME, TRACKING_LIMITS, analyse, describe_axes
 
 FIX_ONE = (
     "remove the direction axis before projecting: ONNX Squeeze(Y, axes=[{d}]) gives {merged}; PyTorch's "
@@ -84,7 +77,7 @@ FIX_TWO = (
 
 
 class LstmDirectionsNotRemoved(Rule):
-    __doc__ = __doc__
+    __doc__ = __doc__ + TRACKING_LIMITS
     code, slug, severity = "SL401", "lstm-directions-not-removed", Severity.WARNING
     op_types = ()
     #: the generic inner-dim / Gemm-rank findings on the projection say less than this one

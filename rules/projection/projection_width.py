@@ -47,13 +47,6 @@ None.
 Only the first projection after the recurrent op is judged (a second Linear
 reads projected features).  Widths are compared symbolically; an unknown
 hidden size (no ``hidden_size`` attribute, unknown ``R``) skips the node.
-Recurrences followed: ONNX LSTM/GRU/RNN (both layouts, any direction,
-stacked layers through torch's ``Y_h`` concatenation) and unrolled cells
-whose per-step states are stacked along time (Keras 3 on torch: LSTM, GRU,
-SimpleRNN, ``Bidirectional`` read back with ``Slice(step=-1)``;
-``nn.LSTMCell`` loops; dynamo's unrolled ``nn.RNN``).  Not followed:
-Scan/Loop bodies, sequence ops (``ConcatFromSequence``), contrib-domain
-recurrent ops, Einsum projections.
 """
 
 from __future__ import annotations
@@ -61,11 +54,11 @@ from __future__ import annotations
 from shapelint.dims import Relation, add, compare, format_dim, format_shape, mul
 from shapelint.rule import Rule, Severity
 
-from ._lstm_axes import DIRECTION, HIDDEN, analyse, describe_axes
+from ._lstm_axes import DIRECTION, HIDDEN, TRACKING_LIMITS, analyse, describe_axes
 
 
 class ProjectionWidth(Rule):
-    __doc__ = __doc__
+    __doc__ = __doc__ + TRACKING_LIMITS
     code, slug, severity = "SL402", "projection-width", Severity.ERROR
     op_types = ()
     supersedes = ("SL103",)

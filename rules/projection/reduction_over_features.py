@@ -36,13 +36,6 @@ Reductions that are part of a normalisation or gating (the result is
 combined back with the sequence: ``x - x.mean(-1, keepdim=True)``) and
 reductions of weighted states (attention scores ``(out * v).sum(-1)``) are
 not reported.  ReduceL2/ReduceLogSumExp and friends are not judged.
-Recurrences followed: ONNX LSTM/GRU/RNN (both layouts, any direction,
-stacked layers through torch's ``Y_h`` concatenation) and unrolled cells
-whose per-step states are stacked along time (Keras 3 on torch: LSTM, GRU,
-SimpleRNN, ``Bidirectional`` read back with ``Slice(step=-1)``;
-``nn.LSTMCell`` loops; dynamo's unrolled ``nn.RNN``).  Not followed:
-Scan/Loop bodies, sequence ops (``ConcatFromSequence``), contrib-domain
-recurrent ops, Einsum projections.
 """
 
 from __future__ import annotations
@@ -51,13 +44,23 @@ from shapelint.dims import format_shape
 from shapelint.rule import Fix, Rule, Severity
 
 from ._edit import Editor, keeps_shapes_consistent
-from ._lstm_axes import FEATURE, HIDDEN, TIME, _Walker, analyse, describe_axes, reduce_axes, weights_the_sequence
+from ._lstm_axes import (
+    FEATURE,
+    HIDDEN,
+    TIME,
+    TRACKING_LIMITS,
+    _Walker,
+    analyse,
+    describe_axes,
+    reduce_axes,
+    weights_the_sequence,
+)
 
 OPS = ("ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin")
 
 
 class ReductionOverFeatures(Rule):
-    __doc__ = __doc__
+    __doc__ = __doc__ + TRACKING_LIMITS
     code, slug, severity = "SL404", "reduction-over-features", Severity.WARNING
     op_types = ()
 

@@ -42,13 +42,6 @@ Only scores that went through a projection (MatMul/Gemm of the hidden
 axis) are judged, and a softmax over time whose result weights the
 sequence (attention pooling: multiplied back with the recurrent output) is
 left alone.
-Recurrences followed: ONNX LSTM/GRU/RNN (both layouts, any direction,
-stacked layers through torch's ``Y_h`` concatenation) and unrolled cells
-whose per-step states are stacked along time (Keras 3 on torch: LSTM, GRU,
-SimpleRNN, ``Bidirectional`` read back with ``Slice(step=-1)``;
-``nn.LSTMCell`` loops; dynamo's unrolled ``nn.RNN``).  Not followed:
-Scan/Loop bodies, sequence ops (``ConcatFromSequence``), contrib-domain
-recurrent ops, Einsum projections.
 """
 
 from __future__ import annotations
@@ -57,13 +50,13 @@ from shapelint.dims import format_dim
 from shapelint.rule import Fix, Rule, Severity
 
 from ._edit import Editor, keeps_shapes_consistent
-from ._lstm_axes import FEATURE, TIME, analyse, describe_axes, weights_the_sequence
+from ._lstm_axes import FEATURE, TIME, TRACKING_LIMITS, analyse, describe_axes, weights_the_sequence
 
 OPS = ("Softmax", "LogSoftmax", "ArgMax", "ArgMin")
 
 
 class SoftmaxOverTime(Rule):
-    __doc__ = __doc__
+    __doc__ = __doc__ + TRACKING_LIMITS
     code, slug, severity = "SL403", "softmax-over-time", Severity.WARNING
     op_types = ()
 
