@@ -15,8 +15,27 @@ from .conftest import FIXTURES, expected_pairs, fixture_files
 
 FILES = fixture_files()
 
+# Fixtures whose recorded findings shapelint does not give yet: ``tests/known_gaps.txt`` holds one
+# ``relative/path.onnx  reason`` a line.  Each is a strict xfail, so a gap that closes must leave the list.
+KNOWN_GAPS = {}
+for _line in (FIXTURES.parent / "tests" / "known_gaps.txt").read_text(encoding="utf-8").splitlines():
+    if _line.strip() and not _line.startswith("#"):
+        _rel, _, _why = _line.strip().partition(" ")
+        KNOWN_GAPS[_rel] = _why.strip() or "known gap"
 
-@pytest.mark.parametrize("path", FILES, ids=[str(p.relative_to(FIXTURES)) for p in FILES])
+
+def _param(path):
+    rel = str(path.relative_to(FIXTURES))
+    marks = [pytest.mark.xfail(strict=True, reason=KNOWN_GAPS[rel])] if rel in KNOWN_GAPS else []
+    return pytest.param(path, id=rel, marks=marks)
+
+
+def test_known_gaps_name_existing_fixtures():
+    missing = [rel for rel in KNOWN_GAPS if not (FIXTURES / rel).is_file()]
+    assert not missing, missing
+
+
+@pytest.mark.parametrize("path", [_param(p) for p in FILES])
 def test_fixture_reports_exactly_the_recorded_findings(path, rules):
     want = sorted(set(expected_pairs(path)))
     report = check(path, rules=rules)
