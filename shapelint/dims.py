@@ -48,8 +48,28 @@ logger = logging.getLogger(__name__)
 Dim = Union[int, sympy.Expr, None]
 Shape = Union[tuple, None]
 
-_FRESH_PREFIX = "unk__"
-_fresh_counter = itertools.count()
+_fresh_counter = itertools.count(1)
+
+
+class Fresh(sympy.Dummy):
+    """A dimension inference could not name: a ``sympy.Dummy``, so it never equals any declared symbol.
+
+    A model may declare ``unk__1`` itself (tf2onnx does); a fresh dim named from a counter with the
+    same prefix would become that very symbol and be "proven" equal to it.  A Dummy is unique by
+    identity, whatever its name; the name (``?1``, ``?2`` ... numbered per file) is for messages only.
+    """
+
+    def __new__(cls, name: str):
+        return super().__new__(cls, name, integer=True, positive=True)
+
+    def _sympystr(self, printer) -> str:
+        return self.name
+
+
+def reset_fresh() -> None:
+    """Number fresh dims from ``?1`` again (one model's inference starts)."""
+    global _fresh_counter
+    _fresh_counter = itertools.count(1)
 
 
 @functools.lru_cache(maxsize=None)
@@ -63,8 +83,13 @@ def symbol(name: str) -> sympy.Symbol:
 
 
 def fresh_symbol() -> sympy.Symbol:
-    """A new anonymous dimension (``unk__N``): unknown, but the same wherever it flows."""
-    return symbol(f"{_FRESH_PREFIX}{next(_fresh_counter)}")
+    """A new anonymous dimension (``?N``): unknown, but the same wherever it flows.
+
+    >>> a, b = fresh_symbol(), fresh_symbol()
+    >>> a == b, a == symbol(a.name)
+    (False, False)
+    """
+    return Fresh(f"?{next(_fresh_counter)}")
 
 
 def is_static(d: Dim) -> bool:
@@ -73,8 +98,8 @@ def is_static(d: Dim) -> bool:
 
 
 def is_named(sym: sympy.Symbol) -> bool:
-    """True for a symbol a user declared (``batch``), false for ``unk__N``."""
-    return not sym.name.startswith(_FRESH_PREFIX)
+    """True for a symbol the model declared (``batch``, ``s0``, tf2onnx's ``unk__3``), false for a fresh one."""
+    return not isinstance(sym, sympy.Dummy)
 
 
 def free_names(d: Dim) -> set[str]:

@@ -78,3 +78,32 @@ def test_dim_param_text_is_never_evaluated(tmp_path):
 def test_arithmetic_dim_params_from_other_tools_parse():
     assert parse_dim("2*s0 + 1") == 2 * symbol("s0") + 1
     assert format_dim(parse_dim("floor((H - 3)/2) + 1")) == "(H - 3)//2 + 1"
+
+
+def test_fresh_dims_never_become_a_declared_symbol():
+    # tf2onnx declares its own unk__N dims; a fresh dim must not be that symbol, whatever its number
+    from shapelint.graph import ModelGraph
+    from shapelint.infer import infer
+
+    from .conftest import parse
+
+    m = parse("""
+    <ir_version: 8, opset_import: ["" : 17]>
+    g (float[unk__1, 4] x, int64[2] n) => (y, z) {
+      y = ConstantOfShape(n)
+      z = Add(x, y)
+    }""")
+    shapes = []
+    for _ in range(2):  # two files in one process: each numbers its fresh dims from ?1
+        table = infer(ModelGraph.from_model(m))
+        y = table.shape("y")
+        assert len(y) == 2 and not any(s.name == "unk__1" for d in y for s in d.free_symbols)
+        assert compare(y[0], symbol("unk__1")).relation == Relation.UNKNOWN
+        assert format_dim(y[0]) == "?1"
+        shapes.append(y)
+    assert compare(shapes[0][0], shapes[1][0]).relation == Relation.UNKNOWN  # same text, different dims
+
+
+def test_a_declared_unk_dim_is_a_named_symbol():
+    # declared by the model, so a literal that replaced it is "only when unk__7 == 4", not undecidable
+    assert compare(mul(symbol("unk__7"), 2), 8).describe() == "unk__7 == 4"

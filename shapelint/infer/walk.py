@@ -13,7 +13,7 @@ import logging
 
 import onnx
 
-from ..dims import fresh_symbol, parse_dim
+from ..dims import fresh_symbol, parse_dim, reset_fresh
 from ..graph import ModelGraph, constant_node_value, tensor_value
 from . import ops  # noqa: F401 - registers the handlers
 from .fallback import FallbackError, from_type_proto, infer_with_onnx
@@ -31,6 +31,7 @@ _KNOWN_DOMAINS = ("", "ai.onnx", "ai.onnx.ml", "ai.onnx.preview.training", "ai.o
 
 def infer(mg: ModelGraph, bindings: dict[str, int] | None = None) -> ShapeTable:
     """Infer every tensor of ``mg``; ``bindings`` pins symbolic dims to integers."""
+    reset_fresh()
     return Inferencer(mg, bindings).run()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import onnx
 
-from ...dims import Dim, Relation, compare, format_dim, format_shape, fresh_symbol, free_names
+from ...dims import Dim, Relation, compare, format_dim, format_shape, fresh_symbol, free_names, is_named
 from ..registry import NodeContext
 
 BOOL = onnx.TensorProto.BOOL
@@ -63,7 +63,7 @@ def broadcast_dims(ctx: NodeContext, dims: list[Dim], axis_from_end: int, kind: 
         static = out if isinstance(out, int) else d if isinstance(d, int) else None
         sym = d if static is out else out
         if static is not None and free_names(sym) and not any(
-            not s.name or s.name.startswith("unk__") for s in sym.free_symbols
+            not s.name or not is_named(s) for s in sym.free_symbols
         ):
             cmp_k = compare(sym, static)
             cmp_1 = compare(sym, 1)
