@@ -121,6 +121,18 @@ class Context:
     def fmt(self, tensor: str) -> str:
         return format_shape(self.shape(tensor))
 
+    # -- what axes are (the axis algebra, shapelint.axes)
+    @property
+    def axis_map(self):
+        """The model's :class:`shapelint.axes.AxisMap` (computed on first use, shared by every rule)."""
+        from .axes import axis_map_for
+
+        return axis_map_for(self)
+
+    def axes(self, tensor: str):
+        """Factors of each axis of ``tensor`` (see :mod:`shapelint.axes`), or None when its rank is unknown."""
+        return self.axis_map.axes(tensor)
+
     # -- structure
     def producer(self, tensor: str) -> onnx.NodeProto | None:
         return self.graph.producer(tensor)

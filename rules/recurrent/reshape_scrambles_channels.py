@@ -7,9 +7,18 @@ map into (steps, features) axes that do not line up with them, typically
 reaches a recurrent layer (an LSTM/GRU/RNN op, or an LSTM that Keras 3
 unrolled into per-step MatMul cells) as its time or feature axis.
 
-The check is on what each axis *holds* (see ``shapelint.roles``): channels
-come from the Conv, positions from its spatial axes.  The well-formed ways
-to build a sequence are silent:
+The check is on what each axis *holds* (the axis algebra, ``shapelint.axes``):
+channels are born at the Conv, positions come from its spatial axes, and the
+Reshape lays them out in memory order and cuts them at the new shape's
+boundaries.  Reported when the recurrence's **time** axis holds channels (a
+cut that lines up, e.g. ``C == H*W``: the channels become the steps) or a
+*scramble* (a cut that does not line up with the axes, e.g. ``C = 6`` and
+``H*W = 16``: every step mixes channels and positions), or its **feature**
+axis holds a scramble.  The sizes do not matter: the same mistake is found
+at ``C = 6, H*W = 16`` and at ``C = 16, H*W = 64``, with static or dynamic
+dims, whatever they are named, NCHW or NHWC behind Transposes, and for a
+recurrence written as an LSTM/GRU/RNN op, a Scan, a Loop or unrolled steps.
+The well-formed ways to build a sequence are silent:
 
 * ``x.permute(0, 2, 3, 1).reshape(N, H*W, C)``: one step per position;
 * ``x.flatten(2).transpose(1, 2)``: the same, transposed after the merge;
@@ -45,17 +54,16 @@ Keras: keep ``data_format="channels_last"`` (the default) before
 None.
 
 ## Limitations
-Needs the channel and spatial axes to be known: they come from a Conv or
-pooling layer (or from input dims named like ``height``).  A Reshape whose
-groups happen to line up numerically (``C == H*W``) is not reported, since
-the axes are then merely swapped, not scrambled.  Recurrences exported as
-Loop/Scan are recognised through their scanned axis only.
+Needs the channels to come from a Conv (or ConvTranspose) the analysis can
+follow to the Reshape; a cut that depends on a dim inference could not
+compute (an unknown size) is not judged.  A time axis made of channels
+without any Reshape (a Conv1d map fed to a batch-first recurrence without its
+permute) is not this rule's finding.
 """
 
 from __future__ import annotations
 
 from shapelint.dims import format_shape
-from shapelint.roles import recurrences_for, roles_for
 from shapelint.rule import Rule, Severity
 
 
@@ -65,38 +73,61 @@ class ReshapeScramblesChannels(Rule):
     op_types = ()
 
     def check(self, node, ctx):
-        if not recurrences_for(ctx):
+        am = ctx.axis_map
+        if not am.recurrences:
             return  # the scrambled map matters where a recurrent layer reads it
-        roles = roles_for(ctx)
         reported = set()
-        for rc in roles.recurrences:
-            r = roles.of(rc.tensor)
-            if r is None:
-                continue
-            axes = [k for k in (rc.time_axis, rc.feature_axis) if k is not None and k < len(r)]
-            for k in axes:
-                a = r[k]
-                if not (a.mixed and a.has("channel", "spatial") and a.origin):
+        for rc in am.recurrences:
+            slots = [(rc.time_axis, "time")]
+            if rc.feature_axis is not None:
+                slots.append((rc.feature_axis, "feature"))
+            for k, slot in slots:
+                ax = am.axis(rc.tensor, k)
+                culprit, why = self.culprit(am, rc.tensor, k, ax, slot)
+                if culprit is None or id(culprit) in reported:
                     continue
-                reshape = ctx.producer(a.origin)
-                if reshape is None or reshape.op_type not in ("Reshape", "Flatten") or id(reshape) in reported:
-                    continue
-                reported.add(id(reshape))
-                yield self.finding(ctx, roles, reshape, rc)
+                reported.add(id(culprit))
+                yield self.finding(ctx, am, culprit, why, rc)
 
-    def finding(self, ctx, roles, reshape, rc):
+    @staticmethod
+    def culprit(am, tensor, k, ax, slot):
+        sc = am.scramble_of(ax)
+        if sc is not None and sc.node.op_type in ("Reshape", "Flatten"):
+            kinds = {s.kind for s in sc.mixed}
+            conv_map = all(s.kind in ("channel", "spatial") or am.has_label(s, "spatial") or am.has_label(s, "channel")
+                           for s in sc.mixed)
+            if "channel" in kinds and len(sc.mixed) > 1 and conv_map:
+                return sc.node, "mix"  # (a scramble that also mixes in the batch is a baked size: SL501)
+        if slot == "time" and ax and any(f.source.kind == "channel" for f in ax):
+            # the channels are the steps: blame the Reshape that made the map a sequence (it formed an axis)
+            rank = len(am.axes(tensor) or ())
+            for j in [k] + [j for j in range(rank) if j != k]:
+                origin = am.origin(tensor, j)
+                if origin is not None and origin.op_type in ("Reshape", "Flatten"):
+                    return origin, "channels"
+        return None, None
+
+    def finding(self, ctx, am, reshape, why, rc):
         src, out = reshape.input[0], reshape.output[0]
-        in_roles = roles.of(src) or ()
-        mixed = [k for k, a in enumerate(roles.of(out) or ()) if a.mixed]
-        where = " and ".join(str(k) for k in mixed)
-        noun = "axis" if len(mixed) == 1 else "axes"
+        oa = am.axes(out) or ()
         become = "the time steps" if rc.kind != "op" else "the time steps and features"
+        if why == "mix":
+            mixed = [k for k, a in enumerate(oa) if a and any(f.source.kind == "scramble" for f in a)]
+            where = " and ".join(str(k) for k in mixed)
+            noun = "axis" if len(mixed) == 1 else "axes"
+            each = "each mix" if len(mixed) > 1 else "mixes"
+            what = f"{noun} {where} of the result {each} channels with spatial positions, and they become {become}"
+        else:
+            chan = [k for k, a in enumerate(oa) if a and any(f.source.kind == "channel" for f in a)]
+            where = " and ".join(str(k) for k in chan) or "?"
+            what = (f"axis {where} of the result holds the channels, so the channels become the time steps "
+                    f"and each step's features are spatial positions")
         msg = (
-            f"{reshape.op_type} turns {roles.labelled(src)} into {format_shape(ctx.shape(out))} without moving "
-            f"the channels last: {noun} {where} of the result each "
-            f"mix channels with spatial positions, and they become {become} of {rc.describe()}"
+            f"{reshape.op_type} turns {am.labelled(src)} into {format_shape(ctx.shape(out))} without moving "
+            f"the channels last: {what} of {rc.describe()}"
         )
-        order = [a.role for a in in_roles if a.role in ("channel", "spatial")]
+        ia = am.axes(src) or ()
+        order = [am.word(a) for a in ia if am.word(a) in ("channel", "spatial")]
         if order and order[0] == "channel":
             fix = (
                 "move channels last before flattening the positions: PyTorch x.permute(0, 2, 3, 1).reshape(N, H*W, C) "
@@ -107,6 +138,7 @@ class ReshapeScramblesChannels(Rule):
             fix = (
                 "reshape only along the axes' own order, and permute to put the axis you iterate over first: "
                 "PyTorch x.reshape(N, H*W, C) on an (N, H, W, C) map, x.permute(...) before it otherwise; "
-                "Keras Reshape((H*W, C)) on channels_last maps"
+                "Keras Reshape((H*W, C)) on channels_last maps, Permute((2, 1, 3)) before Reshape((W, H*C)) for "
+                "one step per image column"
             )
         return ctx.finding(reshape, msg, fix=fix, tensor=out)

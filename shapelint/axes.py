@@ -1,0 +1,1314 @@
+"""The axis algebra: what every axis of every tensor *is*, from op semantics along the data path.
+
+Inference says how long an axis is; this step says what it holds.  Names play no part.
+
+* A **source axis** (:class:`Source`) is born where data along an axis originates: each axis of a
+  graph input or of a weight, a Conv's output channels and output positions, a Dense (MatMul/Gemm
+  against a weight) output width, a recurrence's hidden and direction axes, a Loop's iterations.
+* Every axis of every tensor is an ordered tuple of **factors** (:class:`Factor`, major → minor),
+  each a source axis or a part of one, with its symbolic size.  ``()`` is a length-1 axis.
+* **Transfer functions**, one per op, carry the factors: Transpose permutes; Reshape, Flatten,
+  Squeeze and Unsqueeze lay the input's factors out in memory order and cut them at the output's
+  cumulative-product boundaries.  A cut inside a factor splits it where divisibility is proven; a
+  cut that does not align (sizes that cannot line up, or symbolic sizes that line up only for
+  particular values) makes a *scramble* (:class:`Scramble`), an axis whose elements mix several
+  sources, recorded on that node; a cut that depends on an unknown dim gives opaque axes (nothing
+  is claimed about them, never a guess).  Gather/Slice of one index takes a *step* of a factor and
+  Concat of steps 0..n-1 restacks it; elementwise ops align and unify factors; MatMul contracts K;
+  Scan and Loop map their scanned axes into and out of their bodies.
+* **Slots** give meaning.  Each op declares what its operands' axes mean (a recurrence's X is
+  [time, batch, feature] by ``layout``, Conv's X is [batch, channel, spatial...], a Softmax
+  normalises one axis ...).  An occupied slot labels the source factors in it; labels are kept per
+  source in a union-find, so sources that an elementwise op aligned share them.  What an axis *is*
+  is therefore justified by the ops at both ends of its path, in any exporter, with any dim names.
+
+Rules ask predicates of the resulting :class:`AxisMap` (``ctx.axes(tensor)``, ``ctx.axis_map``);
+they never re-derive axes.
+
+>>> import onnx.parser
+>>> from shapelint.graph import ModelGraph
+>>> from shapelint.infer import infer
+>>> m = onnx.parser.parse_model('''
+... <ir_version: 8, opset_import: ["" : 17]>
+... g (float[n, 3, 8, 8] x, float[16, 3, 3, 3] w) => (y, z) {
+...   f = Conv <pads = [1, 1, 1, 1]> (x, w)
+...   s = Constant <value = int64[3] {0, 64, 16}> ()
+...   y = Reshape(f, s)
+...   p = Transpose <perm = [0, 2, 3, 1]> (f)
+...   z = Reshape(p, s)
+... }''')
+>>> mg = ModelGraph.from_model(m)
+>>> am = analyse(mg, infer(mg))
+>>> am.describe("f")
+'(x.0, Conv.channel, x.2, x.3)'
+>>> am.describe("y")     # channel-major memory cut at 64: channels and rows in one axis
+'(x.0, Conv.channel*x.2//2, x.2%2*x.3)'
+>>> am.describe("z")
+'(x.0, x.2*x.3, Conv.channel)'
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+import onnx
+import sympy
+
+from .dims import Dim, Relation, compare, format_dim, is_named, product, ratio
+from .graph import ModelGraph
+from .infer import ShapeTable
+
+__all__ = ["Source", "Factor", "Scramble", "Recurrence", "AxisMap", "analyse", "axis_map_for", "RECURRENT_OPS"]
+
+logger = logging.getLogger(__name__)
+
+RECURRENT_OPS = ("LSTM", "GRU", "RNN")
+
+# ops that keep every element where it is (one output aligned with broadcast inputs)
+ELEMENTWISE = frozenset(
+    "Identity Dropout Cast CastLike Relu Tanh Sigmoid LeakyRelu Elu Selu Gelu HardSigmoid HardSwish Softplus "
+    "Softsign Mish Erf Exp Log Sqrt Reciprocal Neg Abs Sign Ceil Floor Round Clip Not IsNaN IsInf Sin Cos Tan "
+    "Asin Acos Atan Sinh Cosh Asinh Acosh Atanh ThresholdedRelu Celu Shrink Swish QuickGelu FastGelu BiasGelu "
+    "Add Sub Mul Div Pow Max Min Mean Sum Where Equal Less LessOrEqual Greater GreaterOrEqual And Or Xor PRelu "
+    "Mod BitShift BitwiseAnd BitwiseOr BitwiseXor BitwiseNot QuantizeLinear DequantizeLinear".split()
+)
+NORMALISATIONS = ("LayerNormalization", "SimplifiedLayerNormalization", "SkipLayerNormalization",
+                  "SkipSimplifiedLayerNormalization", "RMSNormalization")
+POOLS = ("MaxPool", "AveragePool", "LpPool")
+GLOBAL_POOLS = ("GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool")
+CONVS = ("Conv", "ConvTranspose", "ConvInteger", "QLinearConv")
+REDUCTIONS = ("ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
+              "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare")
+_MAX_FACTORS = 64  # a tensor axis with more factors than this is opaque (bounded work on hostile graphs)
+
+
+# ----------------------------------------------------------------- data model
+
+@dataclass(eq=False, slots=True)
+class Source:
+    """Where data along an axis originates.
+
+    ``kind``: ``input`` (a graph-input axis), ``weight`` (an initializer's or constant's axis),
+    ``channel`` / ``spatial`` (a Conv's output channels / positions), ``feature`` (a Dense output
+    width, an embedding), ``hidden`` / ``direction`` (a recurrence's), ``iteration`` (a Loop's),
+    ``part`` (a slice or concatenation of other sources), ``scramble`` (a reshape that mixed
+    ``parents``) or ``opaque`` (an op this analysis does not follow).
+    """
+
+    id: int
+    kind: str
+    size: Dim
+    tensor: str
+    axis: int
+    node: onnx.NodeProto | None = None
+    parents: tuple = ()  # Sources this one is made of (spatial: the input positions; scramble: what it mixes)
+
+    def __repr__(self) -> str:
+        return f"Source({self.id}, {self.kind}, {format_dim(self.size)}, {self.tensor!r}.{self.axis})"
+
+    @property
+    def short(self) -> str:
+        """Short text for :meth:`AxisMap.describe`: ``x.0``, ``Conv.channel``."""
+        if self.kind == "input":
+            return f"{self.tensor}.{self.axis}"
+        where = self.node.op_type if self.node is not None else self.tensor
+        return f"{where}.{self.kind}"
+
+    def lineage(self) -> Iterator["Source"]:
+        """This source and every source it was made from (depth-first, bounded)."""
+        seen, stack = set(), [self]
+        while stack and len(seen) < 256:
+            s = stack.pop()
+            if s.id in seen:
+                continue
+            seen.add(s.id)
+            yield s
+            stack.extend(s.parents)
+
+
+@dataclass(frozen=True, slots=True)
+class Factor:
+    """``size`` consecutive values of ``source`` with stride ``inner`` (``inner == 1``: the minor end)."""
+
+    source: Source
+    size: Dim
+    inner: Dim = 1
+
+    @property
+    def whole(self) -> bool:
+        return _eq(self.size, self.source.size) and _eq(self.inner, 1)
+
+    def __repr__(self) -> str:
+        return self.text()
+
+    def text(self) -> str:
+        s = self.source.short
+        if self.whole:
+            return s
+        if _eq(self.inner, 1):
+            return f"{s}%{format_dim(self.size)}"
+        return f"{s}//{format_dim(self.inner)}"
+
+
+Axis = tuple  # tuple[Factor, ...]; () is a length-1 axis
+
+
+@dataclass(eq=False)
+class Scramble:
+    """A Reshape/Flatten whose cut does not line up with its input's axes: each axis in ``axes`` mixes sources."""
+
+    node: onnx.NodeProto
+    tensor: str  # the scrambled output
+    axes: tuple[int, ...]
+    mixed: tuple[Source, ...]
+    generic: bool = False  # symbolic sizes that line up only for particular values (e.g. batch == time)
+
+
+@dataclass(eq=False)
+class Recurrence:
+    """A recurrence over one axis of ``tensor``.
+
+    ``kind``: ``op`` (LSTM/GRU/RNN), ``scan``, ``loop`` or ``unrolled`` (steps read with constant
+    Gather/Slice/Split, each computed from the previous one).  ``time_axis`` is always known;
+    ``batch_axis`` and ``feature_axis`` when the form says.
+    """
+
+    kind: str
+    node: onnx.NodeProto
+    tensor: str
+    time_axis: int
+    batch_axis: int | None = None
+    feature_axis: int | None = None
+    output: str | None = None  # the tensor holding every step's result, when there is one
+
+    def describe(self) -> str:
+        name = self.node.name or self.node.op_type
+        if self.kind == "op":
+            return f"{self.node.op_type} {name!r}"
+        if self.kind == "unrolled":
+            return f"the unrolled recurrence that reads {self.tensor!r} step by step along axis {self.time_axis}"
+        return f"{self.node.op_type} {name!r} (iterating over axis {self.time_axis} of {self.tensor!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class Use:
+    """An op that pools, normalises or mixes values along some factors: ``what`` is e.g. ``softmax``."""
+
+    node: onnx.NodeProto
+    what: str
+    tensor: str
+    axes: tuple[int, ...]
+
+
+# ----------------------------------------------------------------- arithmetic on dims
+
+def _eq(a: Dim, b: Dim) -> bool:
+    if a is None or b is None:
+        return False
+    if type(a) is int and type(b) is int:
+        return a == b
+    return compare(a, b).relation == Relation.EQUAL
+
+
+def _int(d):
+    if isinstance(d, sympy.Integer):
+        return int(d)
+    return d
+
+
+def _canon(factors) -> Axis:
+    """Adjacent parts of one source that complete each other become one factor again."""
+    out: list = []
+    for f in factors:
+        if out and out[-1].source is f.source and _eq(out[-1].inner, f.size * f.inner if f.inner != 1 else f.size):
+            prev = out.pop()
+            f = Factor(f.source, prev.size * f.size, f.inner)
+        out.append(f)
+    return tuple(out)
+
+
+def _fresh_in(d: Dim) -> bool:
+    return d is None or (not isinstance(d, int) and any(not is_named(s) for s in d.free_symbols))
+
+
+def _divides(p: Dim, q: Dim) -> str:
+    """Does ``p`` divide ``q`` for every value of the symbols?  ``yes``, ``no`` or ``unknown``."""
+    if p is None or q is None:
+        return "unknown"
+    if type(p) is int and type(q) is int:
+        return "yes" if p and q % p == 0 else "no"
+    r = ratio(q, p)
+    if r is None:
+        return "unknown"
+    num, den = sympy.fraction(sympy.together(r))
+    if den.is_number and den != 0:
+        q = sympy.expand(num / den)
+        if q.is_number:
+            return "yes" if q.is_integer else "no"
+        try:
+            if all(c.is_integer for c in sympy.Poly(q).coeffs()):
+                return "yes"
+        except (sympy.PolynomialError, sympy.polys.polyerrors.GeneratorsNeeded):
+            return "unknown"
+    if _fresh_in(p) or _fresh_in(q):
+        return "unknown"
+    return "no"
+
+
+# ----------------------------------------------------------------- the analysis
+
+class AxisMap:
+    """Factors of every axis of every tensor, slot labels per source, scrambles and recurrences."""
+
+    def __init__(self, graph: ModelGraph, table: ShapeTable):
+        self.graph, self.table = graph, table
+        self._axes: dict[str, tuple | None] = {}
+        self._values: dict[str, tuple] = {}  # shape vectors: per element the factors of the axis it measures
+        self._steps: dict[str, tuple] = {}  # tensor -> (factors read, index, axis it was on, tensor read)
+        self._origin: dict[tuple[str, int], onnx.NodeProto] = {}  # (tensor, axis) -> Reshape/Flatten that formed it
+        self.sources: list[Source] = []
+        self._parent: dict[int, int] = {}
+        self._labels: dict[int, dict[str, list[onnx.NodeProto]]] = {}
+        self.scrambles: list[Scramble] = []
+        self.recurrences: list[Recurrence] = []
+        self.uses: list[Use] = []
+        self.unfollowed: dict[str, int] = {}  # op type -> count of nodes whose outputs got opaque axes
+        self._consts = {t.name for t in graph.graph.initializer}
+
+    # ------------------------------------------------------------- queries
+    def axes(self, tensor: str) -> tuple | None:
+        """Factors of each axis of ``tensor`` (a tuple of :data:`Axis`), or None (rank unknown)."""
+        return self._axes.get(tensor)
+
+    def axis(self, tensor: str, k: int) -> Axis | None:
+        a = self._axes.get(tensor)
+        if a is None or not -len(a) <= k < len(a):
+            return None
+        return a[k]
+
+    def origin(self, tensor: str, k: int) -> onnx.NodeProto | None:
+        """The Reshape/Flatten that formed axis ``k`` of ``tensor`` (followed back through layout-only ops)."""
+        return self._origin.get((tensor, k))
+
+    def describe(self, tensor: str) -> str:
+        a = self._axes.get(tensor)
+        if a is None:
+            return "(?)"
+        return "(" + ", ".join("*".join(f.text() for f in ax) if ax else "1" for ax in a) + ")"
+
+    def root(self, s: Source) -> int:
+        i = s.id
+        while self._parent.get(i, i) != i:
+            nxt = self._parent[i]
+            self._parent[i] = self._parent.get(nxt, nxt)
+            i = nxt
+        return i
+
+    def labels(self, s: Source) -> dict[str, list[onnx.NodeProto]]:
+        """Slot labels of ``s``'s class: role -> the nodes whose slot said so."""
+        return self._labels.get(self.root(s), {})
+
+    def has_label(self, s: Source, role: str) -> bool:
+        return role in self.labels(s)
+
+    def kinds(self, ax: Axis | None) -> set[str]:
+        """The kinds of the sources (and what they were made of) in one axis."""
+        out = set()
+        for f in ax or ():
+            for s in f.source.lineage():
+                out.add(s.kind)
+        return out
+
+    def word(self, ax: Axis | None) -> str:
+        """What one axis holds, in a word or a product of words (``channel*spatial``), for messages."""
+        if ax is None:
+            return "?"
+        if ax == ():
+            return "1"
+        words = []
+        for f in ax:
+            s = f.source
+            if s.kind in ("channel", "spatial", "hidden", "direction", "feature"):
+                w = s.kind
+            elif s.kind == "scramble":
+                w = "scrambled"
+            else:
+                labels = self.labels(s)
+                w = next((r for r in ("time", "batch", "spatial", "channel", "feature") if r in labels), "?")
+            if not words or words[-1] != w:
+                words.append(w)
+        return "*".join(words)
+
+    def labelled(self, tensor: str) -> str:
+        """``(batch, 6, 4, 4) [batch, channel, spatial, spatial]``."""
+        from .dims import format_shape
+
+        a = self._axes.get(tensor)
+        shape = format_shape(self.table.shape(tensor))
+        if a is None:
+            return shape
+        return f"{shape} [{', '.join(self.word(ax) for ax in a)}]"
+
+    def scramble_of(self, ax: Axis | None) -> Scramble | None:
+        """The recorded scramble that made (part of) this axis."""
+        for f in ax or ():
+            if f.source.kind == "scramble":
+                return next((sc for sc in self.scrambles if sc.node is f.source.node and sc.tensor == f.source.tensor),
+                            None)
+        return None
+
+    def step(self, tensor: str):
+        """``(factors, index, axis, tensor read)`` when ``tensor`` is one step of an axis (constant index)."""
+        return self._steps.get(tensor)
+
+    def recurrences_reading(self, tensor: str) -> list[Recurrence]:
+        return [r for r in self.recurrences if r.tensor == tensor]
+
+    # ------------------------------------------------------------- building blocks
+    def new(self, kind: str, size: Dim, tensor: str, axis: int, node=None, parents=()) -> Axis:
+        s = Source(len(self.sources), kind, size, tensor, axis, node, tuple(parents))
+        self.sources.append(s)
+        return (Factor(s, size, 1),)
+
+    def label(self, ax: Axis | None, role: str, node) -> None:
+        """The slot of ``node`` says axis ``ax`` holds ``role``: label its sources."""
+        for f in ax or ():
+            r = self.root(f.source)
+            self._labels.setdefault(r, {}).setdefault(role, []).append(node)
+
+    def unify(self, a: Axis | None, b: Axis | None) -> None:
+        """Two axes an op aligned element by element: their sources are one axis (labels merge)."""
+        if not a or not b or len(a) != len(b) or a == b:
+            return
+        for fa, fb in zip(a, b):
+            if not _eq(fa.size, fb.size):
+                return
+        for fa, fb in zip(a, b):
+            ra, rb = self.root(fa.source), self.root(fb.source)
+            if ra != rb:
+                lo, hi = min(ra, rb), max(ra, rb)
+                self._parent[hi] = lo
+                merged = self._labels.setdefault(lo, {})
+                for role, nodes in self._labels.pop(hi, {}).items():
+                    merged.setdefault(role, []).extend(nodes)
+
+    def _opaque(self, node, t: str) -> tuple | None:
+        shape = self.table.shape(t)
+        if shape is None:
+            return None
+        return tuple(self.new("opaque", d, t, k, node) if d != 1 else () for k, d in enumerate(shape))
+
+    def _set(self, t: str, axes) -> None:
+        if t and axes is not None:
+            shape = self.table.shape(t)
+            if shape is not None and len(shape) != len(axes):
+                axes = None  # the transfer function and inference disagree on rank: claim nothing
+        if t:
+            self._axes[t] = axes
+
+    # ------------------------------------------------------------- the walk
+    def run(self) -> "AxisMap":
+        g = self.graph.graph
+        for vi in g.input:
+            if vi.name in self._consts:
+                continue
+            self._seed(vi.name, "input")
+        for t in g.initializer:
+            self._seed(t.name, "weight")
+        self._walk(self.graph.topological_order())
+        return self
+
+    def _seed(self, t: str, kind: str, node=None) -> None:
+        shape = self.table.shape(t)
+        if shape is None:
+            self._axes[t] = None
+            return
+        self._axes[t] = tuple(self.new(kind, d, t, k, node) if d != 1 else () for k, d in enumerate(shape))
+
+    def _walk(self, nodes: Iterable[onnx.NodeProto]) -> None:
+        for node in nodes:
+            try:
+                outs = self._transfer(node)
+            except (ArithmeticError, IndexError, KeyError, TypeError, ValueError, RecursionError,
+                    sympy.PolynomialError) as exc:  # a malformed node: say nothing about its outputs
+                logger.debug("axes: %s %s: %s", node.op_type, node.name, exc)
+                outs = None
+            if outs is None:
+                self.unfollowed[node.op_type] = self.unfollowed.get(node.op_type, 0) + 1
+                outs = [self._opaque(node, o) for o in node.output]
+            for o, a in zip(node.output, outs):
+                if o and o not in self._axes:
+                    self._set(o, a)
+            self._propagate_values(node)
+            self._propagate_step(node)
+
+    def _propagate_step(self, node) -> None:
+        """A per-frame op on one step (its other operands weights) gives that same step."""
+        if not node.output or not node.output[0] or node.output[0] in self._steps:
+            return
+        if node.op_type in ("Gather", "Slice", "Split", "Concat", "Shape", "Size"):
+            return
+        step = None
+        for t in node.input:
+            if not t:
+                continue
+            st = self._steps.get(t)
+            if st is not None:
+                if step is not None and st[:3] != step[:3]:
+                    return
+                step = st
+            elif not self.is_weight(t):
+                return
+        if step is not None:
+            for o in node.output:
+                if o:
+                    self._steps[o] = step
+
+    def _propagate_values(self, node) -> None:
+        """Shape vectors through the ops exporters build them with (Unsqueeze, Cast, Mul of two sizes...)."""
+        if not node.input or not node.output or not node.output[0] or node.output[0] in self._values:
+            return
+        op = node.op_type
+        v = self._values.get(node.input[0])
+        if op in ("Unsqueeze", "Squeeze", "Cast", "Identity", "Reshape", "Flatten") and v is not None:
+            self._values[node.output[0]] = v
+        elif op == "Mul" and len(node.input) == 2:
+            w = self._values.get(node.input[1])
+            if v is not None and w is not None and len(v) == len(w) == 1 and v[0] and w[0]:
+                self._values[node.output[0]] = (tuple(v[0]) + tuple(w[0]),)
+
+    def _in(self, node, i: int) -> tuple | None:
+        if i >= len(node.input) or not node.input[i]:
+            return None
+        t = node.input[i]
+        if t not in self._axes:
+            if self.graph.producer(t) is None:
+                kind = "weight" if (t in self._consts or self._const(t) is not None) else "input"
+                self._seed(t, kind)  # an outer-scope name, a Constant-free initializer
+            else:
+                return None
+        return self._axes.get(t)
+
+    def _const(self, t: str):
+        if not t:
+            return None
+        v = self.graph.const(t)
+        return v if v is not None else self.table.get(t).const
+
+    def is_weight(self, t: str) -> bool:
+        """Computed from initializers and constants only."""
+        seen, stack = 0, [t]
+        while stack:
+            x = stack.pop()
+            seen += 1
+            if seen > 64:
+                return False
+            if x in self._consts or self._const(x) is not None:
+                continue
+            p = self.graph.producer(x)
+            if p is None or p.op_type in ("Shape", "Size") or not p.input:
+                if p is None:
+                    return False
+                continue
+            stack.extend(i for i in p.input if i)
+        return True
+
+    def _attr(self, node, name, default=None):
+        for a in node.attribute:
+            if a.name == name:
+                v = onnx.helper.get_attribute_value(a)
+                return v
+        return default
+
+    def _axis_arg(self, node, name: str, rank: int, default=0) -> int | None:
+        a = self._attr(node, name, default)
+        if type(a) is not int or not -rank <= a < rank:
+            return None
+        return a + rank if a < 0 else a
+
+    # ------------------------------------------------------------- transfer functions
+    def _transfer(self, node):
+        op = node.op_type
+        if node.domain not in ("", "ai.onnx", "com.microsoft"):
+            return None
+        fn = getattr(self, f"_op_{op}", None)
+        if fn is not None:
+            return fn(node)
+        if op in ELEMENTWISE:
+            return [self._broadcast(node, [i for i in range(len(node.input)) if node.input[i]])]
+        if op in NORMALISATIONS:
+            return self._layernorm(node)
+        if op in REDUCTIONS:
+            return self._reduce(node)
+        if op in POOLS:
+            return self._pool(node)
+        if op in GLOBAL_POOLS:
+            return self._global_pool(node)
+        if op in CONVS:
+            return self._conv(node)
+        if op in RECURRENT_OPS:
+            return self._recurrent(node)
+        return None
+
+    def _broadcast(self, node, idx: list[int]) -> tuple | None:
+        out_t = node.output[0]
+        shape = self.table.shape(out_t)
+        ins = [(node.input[i], self._in(node, i)) for i in idx]
+        if shape is None:
+            return None
+        r = len(shape)
+        axes = []
+        for k in range(r):
+            d = shape[k]
+            cands = []
+            for t, a in ins:
+                if a is None:
+                    continue
+                j = k - (r - len(a))
+                if 0 <= j < len(a) and a[j] != ():
+                    cands.append((t, a[j]))
+            if d == 1 or not cands:
+                axes.append(() if d == 1 else self.new("opaque", d, out_t, k, node))
+                continue
+            data = [c for c in cands if not self.is_weight(c[0])] or cands
+            chosen = data[0][1]
+            for _, other in data[1:]:
+                self.unify(chosen, other)
+            axes.append(chosen)
+            # keep where it was formed
+            for t, a in ins:
+                j = k - (r - len(a)) if a is not None else -1
+                if a is not None and 0 <= j < len(a) and a[j] is chosen and (t, j) in self._origin:
+                    self._origin.setdefault((out_t, k), self._origin[(t, j)])
+        return tuple(axes)
+
+    def _keep_origin(self, src: str, dst: str, mapping: dict[int, int]) -> None:
+        for j, k in mapping.items():
+            o = self._origin.get((src, j))
+            if o is not None:
+                self._origin[(dst, k)] = o
+
+    def _op_Transpose(self, node):
+        x = self._in(node, 0)
+        if x is None:
+            return None
+        perm = self._attr(node, "perm") or list(range(len(x)))[::-1]
+        perm = [int(p) for p in perm]
+        if sorted(perm) != list(range(len(x))):
+            return None
+        self._keep_origin(node.input[0], node.output[0], {p: k for k, p in enumerate(perm)})
+        step = self._steps.get(node.input[0])
+        if step is not None:
+            self._steps[node.output[0]] = step
+        return [tuple(x[p] for p in perm)]
+
+    def _regroup_node(self, node, x_t: str, out_t: str):
+        x = self._in(node, 0)
+        in_shape, out_shape = self.table.shape(x_t), self.table.shape(out_t)
+        if x is None or in_shape is None or out_shape is None or len(x) != len(in_shape):
+            return None
+        out = self._regroup(node, x, out_t, out_shape)
+        if out is None:
+            return None
+        # an axis that is exactly an input axis keeps its origin; every other one was formed here
+        for k, ax in enumerate(out):
+            same = [j for j, a in enumerate(x) if a == ax and ax != ()]
+            if same and (x_t, same[0]) in self._origin:
+                self._origin[(out_t, k)] = self._origin[(x_t, same[0])]
+            elif not same and ax != ():
+                self._origin[(out_t, k)] = node
+        step = self._steps.get(x_t)
+        if step is not None:
+            self._steps[out_t] = step
+        return [out]
+
+    def _regroup(self, node, x: tuple, out_t: str, out_shape: tuple):
+        """Lay ``x``'s factors out in memory order and cut them at ``out_shape``'s boundaries."""
+        flat = [f for ax in x for f in ax]
+        if len(flat) > _MAX_FACTORS or len(out_shape) > _MAX_FACTORS:
+            return None
+        out: list = []
+        pos = 0
+        k = 0
+        while k < len(out_shape):
+            d = out_shape[k]
+            if d == 1:
+                out.append(())
+                k += 1
+                continue
+            if d is None:
+                return self._opaque(node, out_t)
+            take: list = []
+            acc: Dim = 1
+            state = "ok"
+            while not _eq(acc, d):
+                if pos >= len(flat):
+                    return self._opaque(node, out_t)
+                f = flat[pos]
+                nxt = f.size if acc == 1 else acc * f.size
+                if _eq(nxt, d):
+                    take.append(f)
+                    pos += 1
+                    acc = d
+                    break
+                grow = _divides(nxt, d)
+                if grow == "yes":  # this factor fits whole and more are needed
+                    take.append(f)
+                    pos += 1
+                    acc = nxt
+                    continue
+                need = d if acc == 1 else _int(ratio(d, acc))
+                cut = _divides(need, f.size)
+                if cut == "yes":  # the axis ends inside f: its major part completes it, the rest starts the next
+                    rest = _int(ratio(f.size, need))
+                    take.append(Factor(f.source, need, rest if f.inner == 1 else f.inner * rest))
+                    flat[pos] = Factor(f.source, rest, f.inner)
+                    acc = d
+                    break
+                state = "unknown" if "unknown" in (grow, cut) else "misaligned"
+                break
+            if state == "unknown":
+                return self._opaque(node, out_t)
+            if state == "ok":
+                out.append(_canon(take))
+                k += 1
+                continue
+            run = self._scramble_run(node, out_t, take + flat[pos:], len(take), out_shape, k)
+            if run is None:
+                return self._opaque(node, out_t)
+            axes, used, k = run
+            pos += used - len(take)
+            out.extend(axes)
+        if pos < len(flat):
+            return None
+        return tuple(out)
+
+    def _scramble_run(self, node, out_t, rest: list, at_least: int, out_shape: tuple, first: int):
+        """The shortest run of input factors (``rest[:i]``, ``i >= at_least``) and output axes
+        (``first..j``) whose products are equal: those output axes mix the run's sources."""
+        p_in: list = []
+        acc: Dim = 1
+        for f in rest:
+            acc = f.size if acc == 1 else acc * f.size
+            p_in.append(acc)
+        q: Dim = 1
+        for j in range(first, len(out_shape)):
+            d = out_shape[j]
+            if d is None:
+                return None
+            q = d if q == 1 else q * d
+            for i in range(max(at_least, 1), len(p_in) + 1):
+                if _eq(p_in[i - 1], q):
+                    used = rest[:i]
+                    if _fresh_in(q):
+                        return None  # meets only through an unknown dim: claim nothing
+                    mixed = tuple({id(f.source): f.source for f in used}.values())
+                    generic = any(not isinstance(f.size, int) for f in used)
+                    axes = tuple(
+                        self.new("scramble", out_shape[m], out_t, m, node, parents=mixed) if out_shape[m] != 1 else ()
+                        for m in range(first, j + 1)
+                    )
+                    self.scrambles.append(Scramble(node, out_t, tuple(range(first, j + 1)), mixed, generic))
+                    return axes, i, j + 1
+        return None
+
+    _op_Reshape = lambda self, node: self._regroup_node(node, node.input[0], node.output[0])  # noqa: E731
+    _op_Flatten = _op_Reshape
+
+    def _op_Squeeze(self, node):
+        return self._regroup_node(node, node.input[0], node.output[0])
+
+    def _op_Unsqueeze(self, node):
+        return self._regroup_node(node, node.input[0], node.output[0])
+
+    def _op_Constant(self, node):
+        self._seed(node.output[0], "weight", node)
+        return [self._axes.get(node.output[0])]
+
+    def _op_Shape(self, node):
+        x = self._axes.get(node.input[0]) if node.input else None
+        if x is not None:
+            start = self._attr(node, "start", 0)
+            end = self._attr(node, "end", None)
+            self._values[node.output[0]] = tuple(x[slice(start, end)])
+        return [self._opaque(node, node.output[0])]
+
+    def _vector(self, t: str):
+        """Per element: the factors of the axis whose length it holds, or None (a literal, arithmetic)."""
+        if t in self._values:
+            return self._values[t]
+        v = self._const(t)
+        if v is not None and v.ndim <= 1 and v.size <= 64:
+            return tuple(None for _ in range(v.size))
+        return None
+
+    def _op_Gather(self, node):
+        data, idx = node.input[0], node.input[1] if len(node.input) > 1 else ""
+        x = self._in(node, 0)
+        shape = self.table.shape(data)
+        if x is None or shape is None or not idx:
+            return None
+        axis = self._axis_arg(node, "axis", len(x))
+        if axis is None:
+            return None
+        iv = self._const(idx)
+        vec = self._values.get(data)
+        if vec is not None and iv is not None and iv.ndim <= 1 and axis == 0:
+            try:
+                pick = [vec[int(i)] for i in iv.reshape(-1)]
+                self._values[node.output[0]] = tuple(pick)
+            except IndexError:
+                pass
+        if iv is not None and iv.ndim == 0:
+            i = int(iv)
+            n = shape[axis]
+            if i < 0 and isinstance(n, int):
+                i += n
+            self._steps[node.output[0]] = (x[axis], i, axis, data)
+            self._keep_origin(data, node.output[0], {j: j - (j > axis) for j in range(len(x)) if j != axis})
+            return [x[:axis] + x[axis + 1:]]
+        ia = self._in(node, 1)
+        if ia is None:
+            return None
+        return [x[:axis] + ia + x[axis + 1:]]
+
+    def _op_Slice(self, node):
+        x = self._in(node, 0)
+        shape, oshape = self.table.shape(node.input[0]), self.table.shape(node.output[0])
+        if x is None or shape is None or oshape is None or len(shape) != len(oshape):
+            return None
+        vec = self._values.get(node.input[0])
+        out = list(x)
+        starts = self._const(node.input[1]) if len(node.input) > 1 else None
+        axes_v = self._const(node.input[3]) if len(node.input) > 3 and node.input[3] else None
+        steps_v = self._const(node.input[4]) if len(node.input) > 4 and node.input[4] else None
+        if vec is not None and len(shape) == 1 and starts is not None:
+            ends = self._const(node.input[2]) if len(node.input) > 2 else None
+            if ends is not None and starts.size == 1 and ends.size == 1 and (steps_v is None or int(steps_v.reshape(-1)[0]) == 1):
+                self._values[node.output[0]] = tuple(vec[int(starts.reshape(-1)[0]):int(ends.reshape(-1)[0])])
+        for k in range(len(shape)):
+            if _eq(shape[k], oshape[k]):
+                continue  # the whole axis (a reversal keeps the same positions, read backwards)
+            if oshape[k] == 1:
+                out[k] = ()
+                if starts is not None and starts.size == 1:
+                    i = int(starts.reshape(-1)[0])
+                    if i < 0 and isinstance(shape[k], int):
+                        i += shape[k]
+                    single = axes_v is None or (axes_v.size == 1)
+                    if single:
+                        self._steps[node.output[0]] = (x[k], i, k, node.input[0])
+                continue
+            out[k] = self.new("part", oshape[k], node.output[0], k, node, parents=[f.source for f in x[k]])
+        return [tuple(out)]
+
+    def _op_Split(self, node):
+        x = self._in(node, 0)
+        shape = self.table.shape(node.input[0])
+        if x is None or shape is None:
+            return None
+        axis = self._axis_arg(node, "axis", len(x))
+        if axis is None:
+            return None
+        outs = []
+        for j, o in enumerate(node.output):
+            os_ = self.table.shape(o)
+            if not o or os_ is None or len(os_) != len(x):
+                outs.append(None)
+                continue
+            ax = list(x)
+            if _eq(os_[axis], shape[axis]):
+                pass
+            elif os_[axis] == 1:
+                ax[axis] = ()
+                self._steps[o] = (x[axis], j, axis, node.input[0])
+            else:
+                ax[axis] = self.new("part", os_[axis], o, axis, node, parents=[f.source for f in x[axis]])
+            outs.append(tuple(ax))
+        return outs
+
+    def _op_Concat(self, node):
+        out_shape = self.table.shape(node.output[0])
+        ins = [(t, self._axes.get(t)) for t in node.input if t]
+        vecs = [self._vector(t) for t in node.input if t]
+        if all(v is not None for v in vecs) and vecs and any(t in self._values for t in node.input):
+            self._values[node.output[0]] = tuple(e for v in vecs for e in v)
+        if out_shape is None or any(a is None for _, a in ins) or not ins:
+            return None
+        axis = self._axis_arg(node, "axis", len(out_shape))
+        if axis is None:
+            return None
+        # steps 0..n-1 of one axis stacked back in order: that axis again
+        steps = [self._steps.get(t) for t, _ in ins]
+        if all(s is not None for s in steps) and all(a[axis] == () for _, a in ins):
+            first = steps[0][0]
+            if all(s[0] == first for s in steps) and [s[1] for s in steps] == list(range(len(steps))) \
+                    and first and _eq(product([f.size for f in first]), out_shape[axis]):
+                out = list(ins[0][1])
+                out[axis] = first
+                for _, a in ins[1:]:
+                    for k in range(len(out)):
+                        if k != axis:
+                            self.unify(out[k], a[k])
+                return [tuple(out)]
+        out = []
+        for k in range(len(out_shape)):
+            if k == axis:
+                parents = [f.source for _, a in ins for f in a[k]]
+                out.append(self.new("part", out_shape[k], node.output[0], k, node, parents=parents)
+                           if out_shape[k] != 1 else ())
+                continue
+            data = [a[k] for t, a in ins if not self.is_weight(t) and a[k] != ()] or [a[k] for _, a in ins]
+            chosen = data[0]
+            for other in data[1:]:
+                self.unify(chosen, other)
+            out.append(chosen)
+        return [tuple(out)]
+
+    def _op_ConstantOfShape(self, node):
+        vec = self._vector(node.input[0]) if node.input else None
+        shape = self.table.shape(node.output[0])
+        if shape is None:
+            return None
+        out = []
+        for k, d in enumerate(shape):
+            e = vec[k] if vec is not None and k < len(vec) else None
+            if d == 1:
+                out.append(())
+            elif e is not None and _eq(product([f.size for f in e]), d):
+                out.append(e)  # a zero state sized by x.size(k): the same axis as x's
+            else:
+                out.append(self.new("weight", d, node.output[0], k, node))
+        return [tuple(out)]
+
+    def _op_Expand(self, node):
+        x = self._in(node, 0)
+        shape = self.table.shape(node.output[0])
+        vec = self._vector(node.input[1]) if len(node.input) > 1 else None
+        if x is None or shape is None:
+            return None
+        r = len(shape)
+        out = []
+        for k, d in enumerate(shape):
+            j = k - (r - len(x))
+            mine = x[j] if 0 <= j < len(x) else ()
+            e = vec[k] if vec is not None and k < len(vec) else None
+            if mine != () or d == 1:
+                out.append(mine)
+            elif e is not None and _eq(product([f.size for f in e]), d):
+                out.append(e)
+            else:
+                out.append(self.new("weight", d, node.output[0], k, node))
+        return [tuple(out)]
+
+    def _op_Tile(self, node):
+        x = self._in(node, 0)
+        shape, ishape = self.table.shape(node.output[0]), self.table.shape(node.input[0])
+        if x is None or shape is None or ishape is None or len(shape) != len(x):
+            return None
+        return [tuple(x[k] if _eq(shape[k], ishape[k]) else self.new("part", shape[k], node.output[0], k, node)
+                      for k in range(len(x)))]
+
+    def _op_MatMul(self, node):
+        a, b = self._in(node, 0), self._in(node, 1)
+        shape = self.table.shape(node.output[0])
+        if a is None or b is None or shape is None or len(a) < 1 or len(b) < 1:
+            return None
+        a2 = a if len(a) >= 2 else ((),) + a
+        b2 = b if len(b) >= 2 else b + ((),)
+        weight = self.is_weight(node.input[1])
+        if weight:
+            self.label(a2[-1], "feature", node)  # a Dense reads the last axis as each row's features
+        self.uses.append(Use(node, "contract", node.input[0], (len(a) - 1,)))
+        batch_a, batch_b = a2[:-2], b2[:-2]
+        r = max(len(batch_a), len(batch_b))
+        out = []
+        for k in range(r):
+            ja, jb = k - (r - len(batch_a)), k - (r - len(batch_b))
+            xa = batch_a[ja] if ja >= 0 else ()
+            xb = batch_b[jb] if jb >= 0 else ()
+            if xa != () and xb != ():
+                self.unify(xa, xb)
+            out.append(xa if xa != () else xb)
+        n_axis = b2[-1]
+        if weight and n_axis != ():
+            n_axis = self.new("feature", shape[-1], node.output[0], len(shape) - 1, node)
+        out += [a2[-2], n_axis]
+        if len(a) < 2:
+            out.pop(-2)
+        if len(b) < 2:
+            out.pop(-1)
+        for k in range(len(out) - (len(b) >= 2)):
+            j = k - (len(out) - len(a)) if len(a) >= 2 else -1
+            if 0 <= j < len(a) and (node.input[0], j) in self._origin:
+                self._origin[(node.output[0], k)] = self._origin[(node.input[0], j)]
+        return [tuple(out)]
+
+    def _op_Gemm(self, node):
+        a, b = self._in(node, 0), self._in(node, 1)
+        shape = self.table.shape(node.output[0])
+        if a is None or b is None or shape is None or len(a) != 2 or len(b) != 2:
+            return None
+        ta, tb = self._attr(node, "transA", 0), self._attr(node, "transB", 0)
+        rows, k_axis = (a[1], a[0]) if ta else (a[0], a[1])
+        if self.is_weight(node.input[1]):
+            self.label(k_axis, "feature", node)
+        self.uses.append(Use(node, "contract", node.input[0], (0 if ta else 1,)))
+        return [(rows, self.new("feature", shape[1], node.output[0], 1, node))]
+
+    def _conv(self, node):
+        x = self._in(node, 0)
+        shape = self.table.shape(node.output[0])
+        xs = self.table.shape(node.input[0])
+        if x is None or shape is None or xs is None or len(x) < 3 or len(shape) != len(x):
+            return None
+        self.label(x[0], "batch" if len(x[0]) == 1 else "sample", node)
+        self.label(x[1], "channel", node)
+        for ax in x[2:]:
+            self.label(ax, "spatial", node)
+        self.uses.append(Use(node, "contract", node.input[0], (1,)))
+        out = [x[0], self.new("channel", shape[1], node.output[0], 1, node)]
+        for k in range(2, len(x)):
+            if _eq(shape[k], xs[k]) and self._pointwise_spatial(node):
+                out.append(x[k])
+            elif shape[k] == 1:
+                out.append(())
+            else:
+                out.append(self.new("spatial", shape[k], node.output[0], k, node, parents=[f.source for f in x[k]]))
+        return [tuple(out)]
+
+    def _pointwise_spatial(self, node) -> bool:
+        """A 1x1 (or 'same' stride-1) conv keeps positions where they are."""
+        strides = self._attr(node, "strides") or []
+        return all(s == 1 for s in strides)
+
+    def _pool(self, node):
+        x = self._in(node, 0)
+        shape, xs = self.table.shape(node.output[0]), self.table.shape(node.input[0])
+        if x is None or shape is None or xs is None or len(shape) != len(x) or len(x) < 3:
+            return None
+        self.label(x[1], "channel", node)
+        out = [x[0], x[1]]
+        for k in range(2, len(x)):
+            if _eq(shape[k], xs[k]):
+                out.append(x[k])
+            elif shape[k] == 1:
+                out.append(())
+            else:
+                out.append(self.new("spatial", shape[k], node.output[0], k, node, parents=[f.source for f in x[k]]))
+        outs = [tuple(out)]
+        for extra in node.output[1:]:
+            outs.append(tuple(out) if extra else None)
+        return outs
+
+    def _global_pool(self, node):
+        x = self._in(node, 0)
+        if x is None or len(x) < 3:
+            return None
+        self.label(x[1], "channel", node)
+        self.uses.append(Use(node, "pool", node.input[0], tuple(range(2, len(x)))))
+        return [(x[0], x[1]) + ((),) * (len(x) - 2)]
+
+    def _op_BatchNormalization(self, node):
+        x = self._in(node, 0)
+        if x is None or len(x) < 2:
+            return None
+        self.label(x[1], "channel", node)
+        self.uses.append(Use(node, "normalise-per", node.input[0], (1,)))
+        return [x] + [None] * (len(node.output) - 1)
+
+    def _op_InstanceNormalization(self, node):
+        x = self._in(node, 0)
+        if x is None or len(x) < 3:
+            return None
+        self.label(x[1], "channel", node)
+        self.uses.append(Use(node, "normalise", node.input[0], tuple(range(2, len(x)))))
+        return [x]
+
+    def _layernorm(self, node):
+        x = self._in(node, 0)
+        if x is None:
+            return None
+        axis = self._axis_arg(node, "axis", len(x), -1)
+        if axis is None:
+            return None
+        for ax in x[axis:]:
+            self.label(ax, "feature", node)
+        self.uses.append(Use(node, "normalise", node.input[0], tuple(range(axis, len(x)))))
+        return [x] + [None] * (len(node.output) - 1)
+
+    def _op_Softmax(self, node):
+        x = self._in(node, 0)
+        if x is None:
+            return None
+        opset = self.graph.opset
+        axis = self._axis_arg(node, "axis", len(x), -1 if opset >= 13 else 1)
+        if axis is None:
+            return None
+        axes = (axis,) if opset >= 13 else tuple(range(axis, len(x)))
+        self.uses.append(Use(node, node.op_type.lower(), node.input[0], axes))
+        return [x]
+
+    _op_LogSoftmax = _op_Softmax
+    _op_Hardmax = _op_Softmax
+
+    def _reduce(self, node):
+        x = self._in(node, 0)
+        shape = self.table.shape(node.output[0])
+        if x is None or shape is None:
+            return None
+        axes = self._attr(node, "axes")
+        if axes is None and len(node.input) > 1 and node.input[1]:
+            v = self._const(node.input[1])
+            if v is None:
+                return None
+            axes = [int(a) for a in v.reshape(-1)]
+        if axes is None:
+            axes = [] if self._attr(node, "noop_with_empty_axes", 0) else list(range(len(x)))
+        axes = sorted({a + len(x) if a < 0 else a for a in axes})
+        if any(not 0 <= a < len(x) for a in axes):
+            return None
+        self.uses.append(Use(node, "reduce", node.input[0], tuple(axes)))
+        keep = self._attr(node, "keepdims", 1)
+        out = [() if k in axes else x[k] for k in range(len(x))] if keep else [x[k] for k in range(len(x)) if k not in axes]
+        return [tuple(out)]
+
+    def _op_ArgMax(self, node):
+        x = self._in(node, 0)
+        if x is None:
+            return None
+        axis = self._axis_arg(node, "axis", len(x), 0)
+        if axis is None:
+            return None
+        self.uses.append(Use(node, "argmax", node.input[0], (axis,)))
+        keep = self._attr(node, "keepdims", 1)
+        return [x[:axis] + (((),) if keep else ()) + x[axis + 1:]]
+
+    _op_ArgMin = _op_ArgMax
+
+    def _recurrent(self, node):
+        x = self._in(node, 0)
+        if x is None or len(x) != 3:
+            return None
+        layout = self._attr(node, "layout", 0)
+        t_ax, b_ax = (1, 0) if layout else (0, 1)
+        self.label(x[t_ax], "time", node)
+        self.label(x[b_ax], "batch" if len(x[b_ax]) <= 1 else "sample", node)
+        self.label(x[2], "feature", node)
+        self.recurrences.append(Recurrence("op", node, node.input[0], t_ax, b_ax, 2,
+                                           node.output[0] if node.output else None))
+        ys = self.table.shape(node.output[0]) if node.output and node.output[0] else None
+        dirs = 2 if self._attr(node, "direction", b"forward") in (b"bidirectional", "bidirectional") else 1
+        hidden = self._attr(node, "hidden_size")
+        name = node.output[0] if node.output and node.output[0] else node.name
+        d_ax = () if dirs == 1 else self.new("direction", dirs, name, 1, node)
+        h_ax = self.new("hidden", hidden, name, 3, node) if hidden else None
+        if h_ax is None:
+            return None
+        # initial states: [num_directions, batch, hidden] whatever the layout (layout=1: [batch, dirs, hidden])
+        for i in (5, 6):
+            st = self._in(node, i)
+            if st is not None and len(st) == 3:
+                self.label(st[0 if layout else 1], "batch", node)
+        y = (x[t_ax], d_ax, x[b_ax], h_ax) if not layout else (x[b_ax], x[t_ax], d_ax, h_ax)
+        yh = (d_ax, x[b_ax], h_ax) if not layout else (x[b_ax], d_ax, h_ax)
+        return [y] + [yh] * (len(node.output) - 1)
+
+    # ------------------------------------------------------------- control flow
+    def _body(self, node, name="body"):
+        g = self._attr(node, name)
+        return g if isinstance(g, onnx.GraphProto) else None
+
+    def _op_Scan(self, node):
+        body = self._body(node)
+        n_scan = self._attr(node, "num_scan_inputs", 0)
+        if body is None or type(n_scan) is not int or not 0 < n_scan <= len(node.input):
+            return None
+        n_state = len(node.input) - n_scan
+        if len(body.input) != len(node.input):
+            return None
+        in_axes = list(self._attr(node, "scan_input_axes", None) or [0] * n_scan)
+        steps: Axis | None = None
+        for j in range(n_scan):
+            i = n_state + j
+            x = self._in(node, i)
+            if x is None or j >= len(in_axes):
+                continue
+            ax = in_axes[j] + len(x) if in_axes[j] < 0 else in_axes[j]
+            if not 0 <= ax < len(x):
+                continue
+            self.label(x[ax], "time", node)
+            self.recurrences.append(Recurrence("scan", node, node.input[i], ax))
+            steps = steps or x[ax]
+            self._axes[body.input[i].name] = x[:ax] + x[ax + 1:]
+        for i in range(n_state):
+            self._axes[body.input[i].name] = self._in(node, i)
+        self._walk(body.node)
+        outs = []
+        out_axes = list(self._attr(node, "scan_output_axes", None) or [])
+        for k, o in enumerate(node.output):
+            b = self._axes.get(body.output[k].name) if k < len(body.output) else None
+            if k < n_state:
+                outs.append(b)
+                continue
+            if b is None or steps is None:
+                outs.append(None)
+                continue
+            j = k - n_state
+            ax = out_axes[j] if j < len(out_axes) else 0
+            ax = ax + len(b) + 1 if ax < 0 else ax
+            outs.append(b[:ax] + (steps,) + b[ax:])
+        return outs
+
+    def _op_Loop(self, node):
+        body = self._body(node)
+        if body is None or len(body.input) < 2:
+            return None
+        n_state = len(node.input) - 2
+        it = body.input[0].name
+        trip = node.input[0] if node.input else ""
+        # the iteration axis: the axis whose length the trip count was read from, else a new source
+        it_axis: Axis | None = None
+        vec = self._values.get(trip) if trip else None
+        if vec is not None and len(vec) == 1 and vec[0]:
+            it_axis = vec[0]
+        gathered = self._loop_gathers(body, it)
+        if it_axis is None and gathered:
+            it_axis = gathered[0][1]
+        for t, ax in gathered:
+            self.label(ax, "time", node)
+            x_t = t
+            shape = self.table.shape(x_t)
+            axes = self._axes.get(x_t)
+            if shape is not None and axes is not None:
+                k = next((j for j, a in enumerate(axes) if a == ax), None)
+                if k is not None:
+                    self.recurrences.append(Recurrence("loop", node, x_t, k))
+        for i in range(n_state):
+            if i + 2 < len(body.input):
+                self._axes[body.input[i + 2].name] = self._in(node, i + 2)
+        self._walk(body.node)
+        outs = []
+        for k, o in enumerate(node.output):
+            b = self._axes.get(body.output[k + 1].name) if k + 1 < len(body.output) else None
+            if k < n_state:
+                outs.append(b)
+                continue
+            if b is None:
+                outs.append(None)
+                continue
+            oshape = self.table.shape(o)
+            n = oshape[0] if oshape else None
+            if it_axis is not None and _eq(product([f.size for f in it_axis]), n):
+                outs.append((it_axis,) + b)
+            else:
+                outs.append(self.new("iteration", n, o, 0, node) + b if n is not None else None)
+        return outs
+
+    def _loop_gathers(self, body, it: str) -> list[tuple[str, Axis]]:
+        """Outer tensors a Loop body reads one step at a time by the iteration number: (tensor, axis)."""
+        alias = {it}
+        local = {vi.name for vi in body.input} | {t.name for t in body.initializer}
+        out = []
+        for n in body.node:
+            if n.op_type in ("Cast", "Identity", "Unsqueeze", "Reshape", "Squeeze", "Add", "Sub") \
+                    and n.input and n.input[0] in alias and all(i in alias or self._const(i) is not None
+                                                               for i in n.input[1:]):
+                alias.update(o for o in n.output if o)
+            elif n.op_type in ("Gather", "Slice") and len(n.input) >= 2 and n.input[1] in alias \
+                    and n.input[0] not in local:
+                x = self._axes.get(n.input[0])
+                if x is None:
+                    x = self._in(n, 0)
+                if x is None:
+                    continue
+                axis = self._axis_arg(n, "axis", len(x), 0) if n.op_type == "Gather" else None
+                if n.op_type == "Slice":
+                    av = self._const(n.input[3]) if len(n.input) > 3 and n.input[3] else None
+                    axis = int(av.reshape(-1)[0]) if av is not None and av.size == 1 else 0
+                    axis = axis + len(x) if axis < 0 else axis
+                if axis is not None and 0 <= axis < len(x) and x[axis]:
+                    out.append((n.input[0], x[axis]))
+            local.update(o for o in n.output if o)
+        return out
+
+    def _op_If(self, node):
+        outs = []
+        then_g, else_g = self._body(node, "then_branch"), self._body(node, "else_branch")
+        if then_g is None or else_g is None:
+            return None
+        self._walk(then_g.node)
+        self._walk(else_g.node)
+        for k, o in enumerate(node.output):
+            a = self._axes.get(then_g.output[k].name) if k < len(then_g.output) else None
+            b = self._axes.get(else_g.output[k].name) if k < len(else_g.output) else None
+            outs.append(a if a is not None and a == b else None)
+        return outs
+
+    # ------------------------------------------------------------- unrolled recurrences
+    def find_unrolled(self) -> None:
+        """Axes read step by step (constant Gather/Slice/Split) whose steps feed each other: time."""
+        by_axis: dict[tuple, dict[int, str]] = {}
+        for t, (factors, i, k, src) in self._steps.items():
+            p = self.graph.producer(t)
+            if p is None or p.op_type not in ("Gather", "Slice", "Split") or not p.input or p.input[0] != src \
+                    or not factors:
+                continue
+            by_axis.setdefault((src, k), {}).setdefault(i, t)
+        for (src, k), steps in by_axis.items():
+            if len(steps) < 2 or 0 not in steps or 1 not in steps:
+                continue
+            if self.is_weight(src):
+                continue
+            chain = [i for i in range(min(len(steps), 4)) if i in steps]
+            if chain != list(range(len(chain))) or not all(
+                    self._step_feeds(steps[i], steps[i + 1]) for i in range(len(chain) - 1)):
+                continue
+            ax = self.axis(src, k)
+            node = self.graph.producer(steps[0])
+            self.label(ax, "time", node)
+            self.recurrences.append(Recurrence("unrolled", node, src, k))
+
+    def _step_feeds(self, first: str, second: str, budget: int = 4000) -> bool:
+        """Does what step 0 computes flow into what step 1 computes (a state carried between steps)?"""
+        # tensors computed from step 1
+        from_second, stack = set(), [second]
+        while stack and len(from_second) < budget:
+            t = stack.pop()
+            if t in from_second:
+                continue
+            from_second.add(t)
+            for c in self.graph.consumers(t):
+                stack.extend(o for o in c.output if o)
+        # walk forward from step 0 (not through step 1's own values); meeting one of them: carried state
+        seen, stack = set(), [first]
+        while stack and len(seen) < budget:
+            t = stack.pop()
+            if t in seen:
+                continue
+            seen.add(t)
+            for c in self.graph.consumers(t):
+                if c.op_type in ("Concat", "ConcatFromSequence", "SequenceConstruct", "SequenceInsert"):
+                    continue  # stacking the steps' results is not carrying a state
+                if c.op_type in ("Add", "Sub", "Mul", "Sum") and any(i in from_second for i in c.input):
+                    return True  # the state from step 0 joins step 1's input, element by element
+                for o in c.output:
+                    if o and o not in from_second:
+                        stack.append(o)
+        return False
+
+
+def analyse(graph: ModelGraph, table: ShapeTable) -> AxisMap:
+    am = AxisMap(graph, table).run()
+    am.find_unrolled()
+    return am
+
+
+def axis_map_for(ctx) -> AxisMap:
+    """The one axis map of the model a rule context is checking (computed once, kept on the shape table)."""
+    cached = ctx.table.analyses.get("axes")
+    if cached is None:
+        cached = ctx.table.analyses["axes"] = analyse(ctx.graph, ctx.table)
+    return cached

@@ -1,0 +1,218 @@
+"""The axis algebra (``shapelint.axes``): factors through reshapes, scrambles, slots, recurrence forms.
+
+Expectations come from memory order, not from shapelint: an (N, C, H, W) map stored channel-major and
+read back as (N, P, Q) puts element (c, h, w) of sample n at flat offset c*H*W + h*W + w, so axis 1
+of the result holds whole channels exactly when Q divides H*W, and so on.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnx.parser
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from shapelint.axes import analyse
+from shapelint.check import check
+from shapelint.graph import ModelGraph
+from shapelint.infer import infer
+
+F = TensorProto.FLOAT
+
+
+def w(*shape, seed=0):
+    return (np.random.default_rng(seed).standard_normal(shape) * 0.3).astype(np.float32)
+
+
+def i64(*v):
+    return np.array(v, dtype=np.int64)
+
+
+def make(nodes, inputs, outputs, inits=(), opset=17):
+    g = helper.make_graph(
+        nodes, "g",
+        [helper.make_tensor_value_info(n, F, s) for n, s in inputs],
+        [helper.make_tensor_value_info(o, F, None) if isinstance(o, str) else helper.make_tensor_value_info(*o)
+         for o in outputs],
+        [numpy_helper.from_array(np.asarray(v), k) for k, v in dict(inits).items()],
+    )
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = 8
+    return m
+
+
+def axes_of(m):
+    mg = ModelGraph.from_model(m)
+    return analyse(mg, infer(mg))
+
+
+# ----------------------------------------------------------------- reshape cuts
+
+def test_a_fold_of_batch_and_time_keeps_both_factors_and_unfolds_exactly():
+    m = make([
+        helper.make_node("Reshape", ["x", "fold"], ["f"]),  # (b*t, 8)
+        helper.make_node("Reshape", ["f", "back"], ["y"]),  # (b, t, 8) by values
+    ], [("x", ["b", "t", 8])], ["y"], {"fold": i64(-1, 8)})
+    # the unfold target computed from the input's shape, as exporters write x.view(B, T, -1)
+    m.graph.node.insert(0, helper.make_node("Shape", ["x"], ["sh"]))
+    m.graph.node.insert(1, helper.make_node("Slice", ["sh", "z", "two"], ["bt"]))
+    m.graph.node.insert(2, helper.make_node("Concat", ["bt", "m1"], ["back"], axis=0))
+    m.graph.initializer.extend([numpy_helper.from_array(i64(0), "z"), numpy_helper.from_array(i64(2), "two"),
+                                numpy_helper.from_array(i64(-1), "m1")])
+    am = axes_of(m)
+    x, f, y = am.axes("x"), am.axes("f"), am.axes("y")
+    assert f[0] == x[0] + x[1] and f[1] == x[2]
+    assert y == x
+    assert not am.scrambles
+
+
+@pytest.mark.parametrize("c,h,wd,aligned", [(16, 4, 4, "channels"), (16, 8, 8, "split"), (6, 4, 4, "scramble"),
+                                             (3, 5, 7, "scramble")])
+def test_channel_major_map_read_as_positions_by_channels(c, h, wd, aligned):
+    m = make([helper.make_node("Reshape", ["x", "s"], ["y"], name="view")],
+             [("x", ["n", c, h, wd])], ["y"], {"s": i64(0, h * wd, c)})
+    am = axes_of(m)
+    x, y = am.axes("x"), am.axes("y")
+    if aligned == "channels":  # C == H*W: axis 1 is exactly the channels, axis 2 the positions
+        assert y[1] == x[1] and y[2] == x[2] + x[3]
+    elif aligned == "split":  # 64 = 16 * 4: the channels and the top 4 of the 8 rows' blocks
+        assert [f.source for f in y[1]] == [x[1][0].source, x[2][0].source]
+        assert y[1][1].size == 4 and y[2][0].size == 2
+    else:  # 16 is no multiple of 6 (35 of 3): every element of axes 1 and 2 mixes channels and positions
+        (sc,) = am.scrambles
+        assert sc.node.name == "view" and sc.axes == (1, 2)
+        assert {s.id for s in sc.mixed} == {x[1][0].source.id, x[2][0].source.id, x[3][0].source.id}
+
+
+def test_symbolic_sizes_that_line_up_only_for_particular_values_are_a_scramble():
+    # a (b*t, 8) fold read back as (t, b, 8), sizes taken from the tensor: right only when b == t
+    m = onnx.parser.parse_model("""
+    <ir_version: 8, opset_import: ["" : 17]>
+    g (float[b, t, 8] x) => (z) {
+      s = Constant <value = int64[2] {-1, 8}> ()
+      y = Reshape(x, s)
+      sh = Shape(x)
+      i1 = Constant <value = int64[1] {1}> ()
+      i0 = Constant <value = int64[1] {0}> ()
+      e = Constant <value = int64[1] {8}> ()
+      t1 = Gather <axis = 0> (sh, i1)
+      b0 = Gather <axis = 0> (sh, i0)
+      tb = Concat <axis = 0> (t1, b0, e)
+      z = Reshape(y, tb)
+    }""")
+    am = axes_of(m)
+    (sc,) = am.scrambles
+    assert sc.node.op_type == "Reshape" and sc.node.input[0] == "y" and sc.generic and sc.axes == (0, 1)
+
+
+def test_an_unknown_size_is_never_judged():
+    # the target's middle entry comes from a runtime input: inference cannot size the cut
+    m = make([helper.make_node("Reshape", ["x", "s"], ["y"])], [("x", ["n", 6, 4, 4])], ["y"])
+    m.graph.input.append(helper.make_tensor_value_info("s", TensorProto.INT64, [3]))
+    am = axes_of(m)
+    assert not am.scrambles
+
+
+# ----------------------------------------------------------------- SL202 whatever the sizes, names and forms
+
+def conv_map(c, h, wd, dims, nhwc=False):
+    """x -> Conv (C=c, same size) -> map (n, c, h, wd) [or NHWC (n, h, wd, c) behind Transposes]."""
+    nodes = []
+    if nhwc:  # tf2onnx / jax2onnx: the model is NHWC, the Conv is wrapped in Transposes
+        nodes += [helper.make_node("Transpose", ["x"], ["xc"], perm=[0, 3, 1, 2]),
+                  helper.make_node("Conv", ["xc", "k"], ["fc"], pads=[1, 1, 1, 1]),
+                  helper.make_node("Transpose", ["fc"], ["f"], perm=[0, 2, 3, 1])]
+        shape = [dims[0], h, wd, 3]
+    else:
+        nodes += [helper.make_node("Conv", ["x", "k"], ["f"], pads=[1, 1, 1, 1])]
+        shape = [dims[0], 3, h, wd]
+    return nodes, shape, {"k": w(c, 3, 3, 3)}
+
+
+def recurrence(seq, width, form, hidden=4):
+    """seq (n, T, width) batch-major -> a recurrence of the given form; returns nodes, inits, output."""
+    if form == "lstm":
+        return ([helper.make_node("Transpose", [seq], ["tm"], perm=[1, 0, 2]),
+                 helper.make_node("LSTM", ["tm", "W", "R"], ["Y"], name="rnn", hidden_size=hidden)],
+                {"W": w(1, 4 * hidden, width), "R": w(1, 4 * hidden, hidden, seed=1)}, "Y")
+    if form == "gru":
+        return ([helper.make_node("Transpose", [seq], ["tm"], perm=[1, 0, 2]),
+                 helper.make_node("GRU", ["tm", "W", "R"], ["Y"], name="rnn", hidden_size=hidden)],
+                {"W": w(1, 3 * hidden, width), "R": w(1, 3 * hidden, hidden, seed=1)}, "Y")
+    if form == "scan":
+        body = helper.make_graph(
+            [helper.make_node("MatMul", ["xt", "Wb"], ["a"]), helper.make_node("MatMul", ["h", "Rb"], ["b"]),
+             helper.make_node("Add", ["a", "b"], ["s"]), helper.make_node("Tanh", ["s"], ["h2"]),
+             helper.make_node("Identity", ["h2"], ["yt"])],
+            "cell",
+            [helper.make_tensor_value_info("h", F, None), helper.make_tensor_value_info("xt", F, None)],
+            [helper.make_tensor_value_info("h2", F, None), helper.make_tensor_value_info("yt", F, None)],
+            [numpy_helper.from_array(w(width, hidden), "Wb"), numpy_helper.from_array(w(hidden, hidden, seed=2), "Rb")],
+        )
+        # h0 = zeros(n, hidden) sized from the sequence
+        nodes = [helper.make_node("Shape", [seq], ["ssh"]), helper.make_node("Gather", ["ssh", "zero"], ["n0"], axis=0),
+                 helper.make_node("Concat", ["n0", "hid"], ["h0s"], axis=0),
+                 helper.make_node("ConstantOfShape", ["h0s"], ["h0"]),
+                 helper.make_node("Scan", ["h0", seq], ["hT", "Y"], name="rnn", num_scan_inputs=1, body=body,
+                                  scan_input_axes=[1], scan_output_axes=[1])]
+        return nodes, {"zero": i64(0), "hid": i64(hidden)}, "Y"
+    raise ValueError(form)
+
+
+def sl202_model(c, h, wd, dims, bad, form="lstm", nhwc=False, computed=False):
+    nodes, shape, inits = conv_map(c, h, wd, dims, nhwc)
+    n = dims[0]
+    if nhwc:
+        # bad: back to channel-major before flattening positions; good: flatten the NHWC map directly
+        if bad:
+            nodes.append(helper.make_node("Transpose", ["f"], ["g"], perm=[0, 3, 1, 2]))
+        src = "g" if bad else "f"
+    else:
+        if not bad:
+            nodes.append(helper.make_node("Transpose", ["f"], ["g"], perm=[0, 2, 3, 1]))
+        src = "g" if not bad else "f"
+    if computed:  # x.view(x.size(0), -1, C) with the batch read from the tensor
+        nodes += [helper.make_node("Shape", [src], ["sh"]), helper.make_node("Gather", ["sh", "zero0"], ["b0"], axis=0),
+                  helper.make_node("Unsqueeze", ["b0", "ax0"], ["b1"]),
+                  helper.make_node("Concat", ["b1", "rest"], ["target"], axis=0)]
+        inits.update({"zero0": np.array(0, np.int64), "ax0": i64(0), "rest": i64(-1, c)})
+    else:
+        inits["target"] = i64(0, h * wd, c)
+    nodes.append(helper.make_node("Reshape", [src, "target"], ["seq"], name="view"))
+    rn, ri, out = recurrence("seq", c, form)
+    inits.update(ri)
+    return make(nodes + rn, [("x", [dims[0]] + shape[1:])], [out], inits)
+
+
+SIZES = [(16, 4, 4), (16, 8, 8), (6, 4, 4), (3, 5, 7)]
+NAMES = [["batch"], ["unk__12"], ["s0"], [2]]
+
+
+@pytest.mark.parametrize("form", ["lstm", "gru", "scan"])
+@pytest.mark.parametrize("nhwc", [False, True], ids=["nchw", "nhwc"])
+@pytest.mark.parametrize("dims", NAMES, ids=lambda d: str(d[0]))
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: "C%dH%dW%d" % s)
+def test_sl202_whatever_the_sizes_names_layout_and_recurrence(size, dims, nhwc, form, rules):
+    c, h, wd = size
+    bad = sl202_model(c, h, wd, dims, True, form, nhwc, computed=(dims[0] == "s0"))
+    good = sl202_model(c, h, wd, dims, False, form, nhwc, computed=(dims[0] == "s0"))
+    got = [(d.rule, d.node) for d in check(bad, rules=rules).diagnostics]
+    assert ("SL202", "view") in got, got
+    assert [d for d in check(good, rules=rules).diagnostics if d.rule.startswith(("SL2", "SL3", "SL4", "SL5"))] == []
+
+
+def test_the_models_of_the_sl202_matrix_run_under_onnxruntime():
+    # the twins are valid models at two batch sizes, and the bad ones run too (the mistake is silent)
+    import onnxruntime as ort
+
+    for bad in (False, True):
+        m = sl202_model(6, 4, 4, ["batch"], bad, "scan")
+        m.graph.output[0].type.tensor_type.shape.dim.add().dim_param = "n"
+        for _ in range(2):
+            m.graph.output[0].type.tensor_type.shape.dim.add()
+        onnx.checker.check_model(m, full_check=True)
+        sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+        for n in (2, 3):
+            (y,) = sess.run(None, {"x": w(n, 3, 4, 4)})
+            assert y.shape == (n, 16, 4)
