@@ -84,6 +84,34 @@ REDUCTIONS = ("ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd",
 _MAX_FACTORS = 64  # a tensor axis with more factors than this is opaque (bounded work on hostile graphs)
 
 
+# ----------------------------------------------------------------- dim names: tie-breakers only
+
+_NAME_ROLES = {
+    "batch": {"batch", "batch_size", "batchsize", "bs", "nbatch", "num_batch", "batch_dim", "n_batch", "batches"},
+    "time": {"seq", "seq_len", "seqlen", "seq_length", "sequence", "sequence_length", "sequence_len", "time",
+             "time_steps", "timesteps", "timestep", "frames", "num_frames", "n_frames", "nframes", "frame",
+             "steps", "num_steps", "n_steps", "src_len", "tgt_len", "src_seq_len", "tgt_seq_len", "max_len",
+             "max_seq_len", "audio_len", "n_time"},
+}
+_NAME_INDEX = {name: role for role, names in _NAME_ROLES.items() for name in names}
+
+
+def role_of_dim_name(name: str) -> str | None:
+    """What a ``dim_param`` name says an axis is (``batch`` or ``time``), or None.  Conservative on purpose.
+
+    Used only where no op says what the axis is, and in messages.
+
+    >>> role_of_dim_name("batch_size"), role_of_dim_name("seq_len"), role_of_dim_name("N"), role_of_dim_name("s0")
+    ('batch', 'time', 'batch', None)
+    """
+    if not name:
+        return None
+    if name in ("N", "B", "T"):
+        return "batch" if name != "T" else "time"
+    key = "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_")
+    return _NAME_INDEX.get(key)
+
+
 # ----------------------------------------------------------------- data model
 
 @dataclass(eq=False, slots=True)
@@ -276,6 +304,15 @@ class AxisMap:
         self.uses: list[Use] = []
         self.unfollowed: dict[str, int] = {}  # op type -> count of nodes whose outputs got opaque axes
         self._consts = {t.name for t in graph.graph.initializer}
+        self._after: set[str] | None = None
+        self._before: set[str] | None = None
+        self._names: dict[tuple[str, int], str] = {}
+        for vi in graph.graph.input:
+            dims = vi.type.tensor_type.shape.dim if vi.type.HasField("tensor_type") else ()
+            for k, d in enumerate(dims):
+                role = role_of_dim_name(d.dim_param) if d.HasField("dim_param") else None
+                if role:
+                    self._names[(vi.name, k)] = role
 
     # ------------------------------------------------------------- queries
     def axes(self, tensor: str) -> tuple | None:
@@ -313,6 +350,58 @@ class AxisMap:
     def has_label(self, s: Source, role: str) -> bool:
         return role in self.labels(s)
 
+    def named(self, s: Source) -> str | None:
+        """What the graph input's dim name says ``s`` is (``batch``/``time``), for a graph-input axis."""
+        if s.kind != "input":
+            return None
+        return self._names.get((s.tensor, s.axis))
+
+    def is_(self, s: Source, role: str, *, by_name: bool = True) -> bool:
+        """``s`` is ``role`` (``batch`` or ``time``) by an op's slot, or, where no op says, by its dim name."""
+        labels = self.labels(s)
+        if role in labels:
+            return True
+        if not by_name or "batch" in labels or "time" in labels:
+            return False
+        return self.named(s) == role
+
+    def has_role(self, ax: Axis | None, role: str, *, by_name: bool = True) -> bool:
+        return any(self.is_(f.source, role, by_name=by_name) for f in ax or ())
+
+    # -- where a tensor sits relative to the recurrences
+    def after_recurrence(self, tensor: str) -> bool:
+        """``tensor`` is computed from the output of some recurrence."""
+        if self._after is None:
+            start = []
+            for rc in self.recurrences:
+                start += list(rc.node.output) if rc.kind in ("op", "scan", "loop") else [rc.tensor]
+            self._after = self._reach(start, forward=True)
+        return tensor in self._after
+
+    def reaches_recurrence(self, tensor: str) -> bool:
+        """Some recurrence reads ``tensor`` or a tensor computed from it."""
+        if self._before is None:
+            self._before = self._reach([rc.tensor for rc in self.recurrences], forward=False)
+        return tensor in self._before
+
+    def _reach(self, start, forward: bool) -> set[str]:
+        seen: set[str] = set()
+        stack = [t for t in start if t]
+        while stack:
+            t = stack.pop()
+            if t in seen:
+                continue
+            seen.add(t)
+            if forward:
+                for n in self.graph.consumers(t):
+                    if n.op_type not in ("Shape", "Size"):
+                        stack.extend(o for o in n.output if o and o not in seen)
+            else:
+                p = self.graph.producer(t)
+                if p is not None and p.op_type not in ("Shape", "Size"):
+                    stack.extend(i for i in p.input if i and i not in seen)
+        return seen
+
     def kinds(self, ax: Axis | None) -> set[str]:
         """The kinds of the sources (and what they were made of) in one axis."""
         out = set()
@@ -336,7 +425,8 @@ class AxisMap:
                 w = "scrambled"
             else:
                 labels = self.labels(s)
-                w = next((r for r in ("time", "batch", "spatial", "channel", "feature") if r in labels), "?")
+                w = next((r for r in ("time", "batch") if self.is_(s, r)), None) or \
+                    next((r for r in ("spatial", "channel", "feature") if r in labels), "?")
             if not words or words[-1] != w:
                 words.append(w)
         return "*".join(words)
@@ -350,6 +440,19 @@ class AxisMap:
         if a is None:
             return shape
         return f"{shape} [{', '.join(self.word(ax) for ax in a)}]"
+
+    def sources_of(self, ax: Axis | None) -> list[Source]:
+        """The distinct sources of one axis, major first."""
+        out: list[Source] = []
+        for f in ax or ():
+            if all(s is not f.source for s in out):
+                out.append(f.source)
+        return out
+
+    def split_across(self, a: Axis | None, b: Axis | None) -> bool:
+        """Axes ``a`` and ``b`` each hold part of one source (a reshape cut it between them)."""
+        parts_a = {id(f.source) for f in a or () if not f.whole}
+        return any(id(f.source) in parts_a and not f.whole for f in b or ())
 
     def scramble_of(self, ax: Axis | None) -> Scramble | None:
         """The recorded scramble that made (part of) this axis."""
@@ -443,6 +546,26 @@ class AxisMap:
                     self._set(o, a)
             self._propagate_values(node)
             self._propagate_step(node)
+            self._propagate_origin(node)
+
+    def _propagate_origin(self, node) -> None:
+        """An output axis that is one of the data input's axes, unchanged, keeps where that axis was formed."""
+        if not node.input or not node.input[0] or node.op_type in ("Reshape", "Flatten", "Squeeze", "Unsqueeze"):
+            return
+        src = node.input[0]
+        x = self._axes.get(src)
+        if not x:
+            return
+        for o in node.output:
+            a = self._axes.get(o) if o else None
+            if not a:
+                continue
+            for k, ax in enumerate(a):
+                if ax == () or (o, k) in self._origin:
+                    continue
+                j = next((j for j, b in enumerate(x) if b == ax), None)
+                if j is not None and (src, j) in self._origin:
+                    self._origin[(o, k)] = self._origin[(src, j)]
 
     def _propagate_step(self, node) -> None:
         """A per-frame op on one step (its other operands weights) gives that same step."""
@@ -921,6 +1044,8 @@ class AxisMap:
         weight = self.is_weight(node.input[1])
         if weight:
             self.label(a2[-1], "feature", node)  # a Dense reads the last axis as each row's features
+            if len(a) == 2 and len(a[0]) > 1:
+                self.label(a[0], "sample", node)  # rows folded from several axes, each one a sample
         self.uses.append(Use(node, "contract", node.input[0], (len(a) - 1,)))
         batch_a, batch_b = a2[:-2], b2[:-2]
         r = max(len(batch_a), len(batch_b))
@@ -955,6 +1080,8 @@ class AxisMap:
         rows, k_axis = (a[1], a[0]) if ta else (a[0], a[1])
         if self.is_weight(node.input[1]):
             self.label(k_axis, "feature", node)
+            if len(rows) > 1:
+                self.label(rows, "sample", node)
         self.uses.append(Use(node, "contract", node.input[0], (0 if ta else 1,)))
         return [(rows, self.new("feature", shape[1], node.output[0], 1, node))]
 
@@ -1095,7 +1222,7 @@ class AxisMap:
         layout = self._attr(node, "layout", 0)
         t_ax, b_ax = (1, 0) if layout else (0, 1)
         self.label(x[t_ax], "time", node)
-        self.label(x[b_ax], "batch" if len(x[b_ax]) <= 1 else "sample", node)
+        self.label(x[b_ax], "batch" if len(x[b_ax]) <= 1 else "folded-batch", node)
         self.label(x[2], "feature", node)
         self.recurrences.append(Recurrence("op", node, node.input[0], t_ax, b_ax, 2,
                                            node.output[0] if node.output else None))
@@ -1140,7 +1267,7 @@ class AxisMap:
             if not 0 <= ax < len(x):
                 continue
             self.label(x[ax], "time", node)
-            self.recurrences.append(Recurrence("scan", node, node.input[i], ax))
+            self.recurrences.append(_scanned("scan", node, node.input[i], ax, len(x)))
             steps = steps or x[ax]
             self._axes[body.input[i].name] = x[:ax] + x[ax + 1:]
         for i in range(n_state):
@@ -1174,21 +1301,21 @@ class AxisMap:
         vec = self._values.get(trip) if trip else None
         if vec is not None and len(vec) == 1 and vec[0]:
             it_axis = vec[0]
-        gathered = self._loop_gathers(body, it)
+        for i in range(n_state):
+            if i + 2 < len(body.input):
+                self._axes[body.input[i + 2].name] = self._in(node, i + 2)
+        # a carried value read step by step is the outer tensor it starts as (jax2onnx carries the sequence)
+        carried = {body.input[i + 2].name: node.input[i + 2] for i in range(n_state) if i + 2 < len(body.input)}
+        gathered = self._loop_gathers(body, it, carried)
         if it_axis is None and gathered:
             it_axis = gathered[0][1]
         for t, ax in gathered:
             self.label(ax, "time", node)
-            x_t = t
-            shape = self.table.shape(x_t)
-            axes = self._axes.get(x_t)
-            if shape is not None and axes is not None:
+            axes = self._axes.get(t)
+            if axes is not None:
                 k = next((j for j, a in enumerate(axes) if a == ax), None)
                 if k is not None:
-                    self.recurrences.append(Recurrence("loop", node, x_t, k))
-        for i in range(n_state):
-            if i + 2 < len(body.input):
-                self._axes[body.input[i + 2].name] = self._in(node, i + 2)
+                    self.recurrences.append(_scanned("loop", node, t, k, len(axes)))
         self._walk(body.node)
         outs = []
         for k, o in enumerate(node.output):
@@ -1204,13 +1331,13 @@ class AxisMap:
             if it_axis is not None and _eq(product([f.size for f in it_axis]), n):
                 outs.append((it_axis,) + b)
             else:
-                outs.append(self.new("iteration", n, o, 0, node) + b if n is not None else None)
+                outs.append((self.new("iteration", n, o, 0, node),) + b if n is not None else None)
         return outs
 
-    def _loop_gathers(self, body, it: str) -> list[tuple[str, Axis]]:
+    def _loop_gathers(self, body, it: str, carried: dict[str, str]) -> list[tuple[str, Axis]]:
         """Outer tensors a Loop body reads one step at a time by the iteration number: (tensor, axis)."""
         alias = {it}
-        local = {vi.name for vi in body.input} | {t.name for t in body.initializer}
+        local = ({vi.name for vi in body.input} - set(carried)) | {t.name for t in body.initializer}
         out = []
         for n in body.node:
             if n.op_type in ("Cast", "Identity", "Unsqueeze", "Reshape", "Squeeze", "Add", "Sub") \
@@ -1229,8 +1356,10 @@ class AxisMap:
                     av = self._const(n.input[3]) if len(n.input) > 3 and n.input[3] else None
                     axis = int(av.reshape(-1)[0]) if av is not None and av.size == 1 else 0
                     axis = axis + len(x) if axis < 0 else axis
-                if axis is not None and 0 <= axis < len(x) and x[axis]:
-                    out.append((n.input[0], x[axis]))
+                if axis is not None and 0 <= axis < len(x):
+                    outer = carried.get(n.input[0], n.input[0])
+                    if all(o != outer for o, _ in out):
+                        out.append((outer, x[axis]))
             local.update(o for o in n.output if o)
         return out
 
@@ -1298,6 +1427,13 @@ class AxisMap:
                     if o and o not in from_second:
                         stack.append(o)
         return False
+
+
+def _scanned(kind, node, tensor, time_axis, rank) -> Recurrence:
+    """A Scan/Loop over one axis of a rank-3 sequence reads the other two as (batch, feature), feature last."""
+    if rank == 3 and time_axis != 2:
+        return Recurrence(kind, node, tensor, time_axis, 1 - time_axis, 2)
+    return Recurrence(kind, node, tensor, time_axis)
 
 
 def analyse(graph: ModelGraph, table: ShapeTable) -> AxisMap:

@@ -10,10 +10,16 @@ folded: as the recurrent op's batch with a one-step sequence
 per-frame Conv/Dense layers ran on it (per-frame logits returned as
 ``(B*T, classes)``).  The finding is anchored on the reshape that folded.
 
-Which axes are batch and time comes from the graph input's dim names
-(``batch``, ``frames``, ``seq_len``, ...) or from layers that read them (see
-``shapelint.roles``); the unfold ``(B*T, ...) -> (B, T, ...)`` is recognised
-by its symbolic sizes.
+What the axes hold comes from the axis algebra (``shapelint.axes``): a fold
+keeps the batch and time factors side by side in one axis, a per-frame Conv
+or Dense reads that axis as its samples, and an exact unfold
+``(B*T, ...) -> (B, T, ...)`` gives the two factors back.  A recurrent op
+whose batch slot holds the folded factors while its time slot is one step
+long (or the reverse) is reported whatever the dims are named or if they are
+static.  So is an unfold in the wrong order, ``(B*T, F) -> (T, B, F)`` without
+a Transpose: its cut puts part of the batch into the time axis (static sizes)
+or lines up only when ``B == T`` (symbolic sizes), and the recurrent layer
+then reads that mix.
 
 ## Why is this bad?
 The model runs, but the recurrent layer never sees a sequence: either every
@@ -44,19 +50,17 @@ None.
 A fold that reaches a recurrent layer iterating over another real axis (a
 character LSTM inside each word, batch ``B*words``) is legitimate and not
 reported.  A ``(B*T, classes)`` output made on purpose (per-frame losses)
-is reported too: ignore the code for such models (``--ignore SL302``).
-Recurrences exported as Loop/Scan are checked through their scanned axis
-only.
+is reported too: ignore the code for such models (``--ignore SL302``).  A
+folded *output* is reported only when one of the folded axes is known to be
+time (a recurrent layer reads it, or, where no op says, its dim name).
 """
 
 from __future__ import annotations
 
 from shapelint.dims import format_shape
-from shapelint.roles import recurrences_for, roles_for
 from shapelint.rule import Rule, Severity
 
 MERGERS = ("Reshape", "Flatten")
-PER_FRAME = ("Conv", "ConvTranspose", "ConvInteger", "QLinearConv", "MatMul", "Gemm")
 
 
 class TimeFoldNotUnfolded(Rule):
@@ -65,31 +69,30 @@ class TimeFoldNotUnfolded(Rule):
     op_types = ()
 
     def check(self, node, ctx):
-        if not recurrences_for(ctx) and not self.may_fold(ctx):
-            return
-        roles = roles_for(ctx)
+        am = ctx.axis_map
         reported = set()
-        for rc in roles.recurrences:
-            if rc.batch_axis is None:
+        for rc in am.recurrences:
+            tb = [am.axis(rc.tensor, rc.time_axis),
+                  am.axis(rc.tensor, rc.batch_axis) if rc.batch_axis is not None else None]
+            if tb[0] is None:
                 continue
-            shape = ctx.shape(rc.tensor)
-            r = roles.of(rc.tensor)
-            if shape is None or r is None or max(rc.batch_axis, rc.time_axis) >= len(shape):
-                continue
-            for fold_ax, other in ((rc.batch_axis, rc.time_axis), (rc.time_axis, rc.batch_axis)):
-                a = r[fold_ax]
-                if not (a.folds_time_into_batch and a.origin) or shape[other] != 1:
+            # 1. a folded axis as the batch with a one-step sequence, or as the sequence with a batch of one
+            for fold_k, other_k, as_what in ((rc.batch_axis, rc.time_axis, "batch, with a one-step sequence"),
+                                             (rc.time_axis, rc.batch_axis, "sequence, with a batch of one")):
+                if fold_k is None or other_k is None:
                     continue
-                folder = ctx.producer(a.origin)
+                fold, other = am.axis(rc.tensor, fold_k), am.axis(rc.tensor, other_k)
+                if other != () or not self.folded(am, fold):
+                    continue
+                folder = am.origin(rc.tensor, fold_k)
                 if folder is None or folder.op_type not in MERGERS or id(folder) in reported:
                     continue
                 reported.add(id(folder))
-                as_what = "batch, with a one-step sequence" if fold_ax == rc.batch_axis else "sequence, with a batch of one"
                 src, out = folder.input[0], folder.output[0]
                 msg = (
-                    f"{folder.op_type} folds time into the batch, {roles.labelled(src)} "
+                    f"{folder.op_type} folds time into the batch, {am.labelled(src)} "
                     f"-> {format_shape(ctx.shape(out))}, and the fold is never undone: {rc.describe()} gets "
-                    f"{roles.labelled(rc.tensor)}, the folded axis as its {as_what}"
+                    f"{am.labelled(rc.tensor)}, the folded axis as its {as_what}"
                 )
                 fix = (
                     "unfold before the recurrent layer: PyTorch feats.unflatten(0, (B, T)) (or .view(B, T, -1)) after "
@@ -97,39 +100,74 @@ class TimeFoldNotUnfolded(Rule):
                     "per-frame layers, which folds and unfolds for you"
                 )
                 yield ctx.finding(folder, msg, fix=fix, tensor=out)
-        yield from self.folded_outputs(ctx, roles, reported)
+            # 2. unfolded in the wrong order: the recurrence's time and batch slots share a cut source or a mix
+            culprit = None
+            for k in (rc.time_axis, rc.batch_axis):
+                sc = am.scramble_of(am.axis(rc.tensor, k)) if k is not None else None
+                if sc is not None and sc.node.op_type in MERGERS and self.was_fold(am, sc.mixed):
+                    culprit = sc.node
+                    break
+            if culprit is None and tb[1] is not None and am.split_across(tb[0], tb[1]):
+                if self.was_fold(am, [f.source for f in tb[0] + tb[1]]):
+                    culprit = am.origin(rc.tensor, rc.time_axis) or am.origin(rc.tensor, rc.batch_axis)
+            if culprit is not None and culprit.op_type in MERGERS and id(culprit) not in reported:
+                reported.add(id(culprit))
+                msg = (
+                    f"{culprit.op_type} unfolds {am.labelled(culprit.input[0])} into "
+                    f"{format_shape(ctx.shape(culprit.output[0]))} in the wrong order: the folded axis holds each "
+                    f"sample's steps together, so this cut mixes samples and steps, and {rc.describe()} reads "
+                    f"{am.labelled(rc.tensor)}"
+                )
+                fix = (
+                    "unfold in the order of the fold, then transpose: PyTorch feats.view(B, T, -1).transpose(0, 1) "
+                    "for a time-major LSTM (not feats.view(T, B, -1)), or nn.LSTM(batch_first=True) on "
+                    "feats.view(B, T, -1); Keras TimeDistributed(...) around the per-frame layers"
+                )
+                yield ctx.finding(culprit, msg, fix=fix, tensor=culprit.output[0])
+        yield from self.folded_outputs(ctx, am, reported)
 
     @staticmethod
-    def may_fold(ctx) -> bool:
-        """A Reshape/Flatten and a per-frame layer: without both, no output can be left folded."""
-        ops = {n.op_type for n in ctx.graph.nodes}
-        return not ops.isdisjoint(MERGERS) and not ops.isdisjoint(PER_FRAME)
+    def folded(am, ax) -> bool:
+        """One axis holding several samples' worth of axes that a per-frame layer (or a name) says hold time."""
+        srcs = am.sources_of(ax)
+        if len(srcs) < 2:
+            return False
+        if any(am.is_(s, "time") for s in srcs) and not all(am.is_(s, "time") for s in srcs):
+            return True
+        return all(am.has_label(s, "sample") for s in srcs)
 
-    def folded_outputs(self, ctx, roles, reported):
+    @staticmethod
+    def was_fold(am, sources) -> bool:
+        """These sources were folded into one axis that a per-frame layer read as samples (batch and time)."""
+        srcs = list({id(s): s for s in sources}.values())
+        if len(srcs) < 2:
+            return False
+        if all(am.has_label(s, "sample") for s in srcs):
+            return True
+        return any(am.is_(s, "batch") for s in srcs) and any(am.is_(s, "time") for s in srcs)
+
+    def folded_outputs(self, ctx, am, reported):
         """Graph outputs still folded after per-frame Conv/Dense layers ran on the fold."""
-        per_frame = set()
-        for n in ctx.graph.nodes:
-            if n.op_type in PER_FRAME and n.input and n.input[0]:
-                a = roles.axis(n.input[0], 0)
-                if a.folds_time_into_batch and a.origin:
-                    per_frame.add(a.origin)
         for vi in ctx.graph.graph.output:
-            for k, a in enumerate(roles.of(vi.name) or ()):
-                if not (a.folds_time_into_batch and a.origin in per_frame):
+            for k, ax in enumerate(am.axes(vi.name) or ()):
+                srcs = am.sources_of(ax)
+                if len(srcs) < 2 or not all(am.has_label(s, "sample") for s in srcs):
                     continue
-                folder = ctx.producer(a.origin)
+                if not any(am.is_(s, "time") for s in srcs):
+                    continue
+                folder = am.origin(vi.name, k)
                 if folder is None or folder.op_type not in MERGERS or id(folder) in reported:
                     continue
                 reported.add(id(folder))
                 src = folder.input[0]
                 msg = (
-                    f"{folder.op_type} folds time into the batch, {roles.labelled(src)} "
-                    f"-> {format_shape(ctx.shape(a.origin))}, for the per-frame layers, and the fold is never undone: "
-                    f"graph output {vi.name!r} is {roles.labelled(vi.name)}, "
+                    f"{folder.op_type} folds time into the batch, {am.labelled(src)} "
+                    f"-> {format_shape(ctx.shape(folder.output[0]))}, for the per-frame layers, and the fold is never "
+                    f"undone: graph output {vi.name!r} is {am.labelled(vi.name)}, "
                     f"axis {k} still holds batch and time together"
                 )
                 fix = (
                     "unfold after the per-frame layers: PyTorch logits.unflatten(0, (B, T)) (or .reshape(B, T, -1)) "
                     "with B, T read from the input; Keras TimeDistributed(...) around the per-frame layers"
                 )
-                yield ctx.finding(folder, msg, fix=fix, tensor=a.origin)
+                yield ctx.finding(folder, msg, fix=fix, tensor=folder.output[0])
