@@ -568,19 +568,29 @@ class AxisMap:
                     self._origin[(o, k)] = self._origin[(src, j)]
 
     def _propagate_step(self, node) -> None:
-        """A per-frame op on one step (its other operands weights) gives that same step."""
+        """A per-frame op on one step (its other operands weights) gives that same step; an op that joins
+        step t with what was computed from earlier steps of the same axis (a carried state) gives step t."""
         if not node.output or not node.output[0] or node.output[0] in self._steps:
             return
-        if node.op_type in ("Gather", "Slice", "Split", "Concat", "Shape", "Size"):
+        if node.op_type in ("Concat", "Shape", "Size"):
             return
+        reads = node.input
+        if node.op_type in ("Gather", "Slice", "Split"):  # a part of one step (its features) is that step
+            if any(t and not self.is_weight(t) for t in node.input[1:]):
+                return
+            reads = node.input[:1]
         step = None
-        for t in node.input:
+        for t in reads:
             if not t:
                 continue
             st = self._steps.get(t)
             if st is not None:
-                if step is not None and st[:3] != step[:3]:
-                    return
+                if step is not None:
+                    if st[0] != step[0] or st[2:] != step[2:]:
+                        return
+                    if st[1] > step[1]:
+                        step = st
+                    continue
                 step = st
             elif not self.is_weight(t):
                 return

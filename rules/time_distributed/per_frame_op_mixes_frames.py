@@ -10,12 +10,21 @@ Finds layers that should run once per frame but mix frames instead:
   a recurrent layer);
 * a Dense (MatMul or Gemm with a weight) whose contracted axis is the time
   axis next to a recurrent layer: on its output (``Linear(T, 1)`` over the
-  steps after ``out.transpose(1, 2)``) or on its way in.
+  steps after ``out.transpose(1, 2)``) or on its way in;
+* a normalisation whose statistics run over the time axis next to a
+  recurrent layer: ``LayerNormalization`` over axes that include time, the
+  same written out (``x - mean(x, axis=time)``, as jax2onnx and tf2onnx
+  export ``LayerNorm``), or a ``BatchNormalization`` whose channel axis is
+  time (one statistic per step position).
 
-The time axis is taken from evidence only: graph-input dims named like
-``time``/``seq_len``/``frames`` and recurrent outputs (see
-``shapelint.roles``), never from what the Conv itself reads.  A Conv3d over
-``(B, C, T, H, W)`` (time as depth) is the genuine article and is silent.
+The time axis is what a recurrent layer reads as its sequence (an LSTM/GRU
+op by its ``layout``, the axis a Scan or Loop iterates over, the steps of an
+unrolled cell), followed through the graph by the axis algebra
+(``shapelint.axes``), whatever the dims are named or if they are static;
+where no op says, a graph-input dim named like ``time``/``seq_len``/``frames``
+breaks the tie.  What the Conv or Dense itself reads is never evidence.  A
+Conv3d over ``(B, C, T, H, W)`` (time as depth) is the genuine article and is
+silent, and so is a per-step LayerNorm over the features.
 
 ## Why is this bad?
 With a static length it runs and silently computes something else: each
@@ -47,17 +56,20 @@ channels-first data).
 None.
 
 ## Limitations
-Needs named time dims or a recurrent layer upstream; a Dense or Conv over
-time with no recurrent layer after it (DLinear-style forecasters,
-token-mixing MLPs) is legitimate and not reported, except a rank-5 Conv
-with frames as channels.
+Needs a recurrent layer before or after the op; a Dense or Conv over time
+with no recurrent layer near it (DLinear-style forecasters, token-mixing
+MLPs) is legitimate and not reported, except a rank-5 Conv with frames (by
+name) as channels.  A mean over time that is pooling, not centring (the
+result is not subtracted from its input), is not a normalisation.
 """
 
 from __future__ import annotations
 
 from shapelint.dims import format_dim
-from shapelint.roles import recurrences_for, roles_for
 from shapelint.rule import Rule, Severity
+
+CONVS = ("Conv", "ConvInteger", "QLinearConv")
+NORMS = ("LayerNormalization", "SimplifiedLayerNormalization", "RMSNormalization")
 
 
 class PerFrameOpMixesFrames(Rule):
@@ -65,56 +77,68 @@ class PerFrameOpMixesFrames(Rule):
     code, slug, severity = "SL303", "per-frame-op-mixes-frames", Severity.WARNING
     # time read as Conv3d channels also fails the channel check ("valid only when time == 4"): say it once, here
     supersedes = ("SL501", "SL101")
-    op_types = ("Conv", "ConvInteger", "QLinearConv", "MatMul", "Gemm")
+    op_types = CONVS + ("MatMul", "Gemm", "BatchNormalization", "ReduceMean") + NORMS
 
     def check(self, node, ctx):
-        if ctx.graph.info(node).scope or not node.input or not node.output:
+        if not node.input or not node.output or not node.input[0]:
             return
         x = node.input[0]
         shape = ctx.shape(x)
         if shape is None:
             yield from ctx.skip("input shape unknown")
             return
-        conv = node.op_type in ("Conv", "ConvInteger", "QLinearConv")
-        if not recurrences_for(ctx) and not (conv and len(shape) == 5):
+        am = ctx.axis_map
+        conv = node.op_type in CONVS
+        if not am.recurrences and not (conv and len(shape) == 5):
             return  # away from a recurrent layer only a Conv3d reading time as channels is reported
-        evidence = roles_for(ctx, hints=False)
-        roles = roles_for(ctx)
-        if node.op_type in ("Conv", "ConvInteger", "QLinearConv"):
-            if len(shape) < 3 or evidence.axis(x, 1).role != "time":
-                return
-            if len(shape) != 5 and not self.near_recurrence(node, roles):
-                return
-            kind = {3: "Conv1d", 4: "Conv2d", 5: "Conv3d"}.get(len(shape), node.op_type)
-            msg = (
-                f"{node.op_type} ({kind}) reads axis 1 of {evidence.labelled(x)} as its input "
-                f"channels, but axis 1 ({format_dim(shape[1])}) is the time axis: every output channel blends all frames"
-            )
-            if len(shape) == 5:
-                fix = ("put channels at axis 1 and time at axis 2: PyTorch conv3d(video.transpose(1, 2)) on (B, C, T, H, W), "
-                       "or a per-frame Conv2d on video.flatten(0, 1) then .unflatten(0, (B, T)); Keras "
-                       "TimeDistributed(Conv2D(...)) or Conv3D on channels-last (T, H, W, C)")
-            else:
-                fix = ("move the features to axis 1 first: PyTorch conv(x.transpose(1, 2)) for a (B, T, F) sequence, "
-                       "then .transpose(1, 2) back before the LSTM; Keras Conv1D works on (T, F) channels-last as is")
-            yield ctx.finding(node, msg, fix=fix, tensor=x)
+        xa = am.axes(x)
+        if xa is None or len(xa) != len(shape):
+            yield from ctx.skip("what the input's axes hold is unknown")
             return
-        if len(node.input) < 2 or not roles.is_weight(node.input[1]):
+        near = am.after_recurrence(x) or am.reaches_recurrence(node.output[0])
+        if conv:
+            yield from self.conv(node, ctx, am, x, shape, xa, near)
+        elif node.op_type in ("MatMul", "Gemm"):
+            yield from self.dense(node, ctx, am, x, shape, xa, near)
+        elif near:
+            yield from self.norm(node, ctx, am, x, shape, xa)
+
+    def conv(self, node, ctx, am, x, shape, xa, near):
+        if len(shape) < 3 or not self.time(am, xa[1], node):
+            return
+        if len(shape) != 5 and not near:
+            return
+        kind = {3: "Conv1d", 4: "Conv2d", 5: "Conv3d"}.get(len(shape), node.op_type)
+        msg = (
+            f"{node.op_type} ({kind}) reads axis 1 of {am.labelled(x)} as its input "
+            f"channels, but axis 1 ({format_dim(shape[1])}) is the time axis: every output channel blends all frames"
+        )
+        if len(shape) == 5:
+            fix = ("put channels at axis 1 and time at axis 2: PyTorch conv3d(video.transpose(1, 2)) on (B, C, T, H, W), "
+                   "or a per-frame Conv2d on video.flatten(0, 1) then .unflatten(0, (B, T)); Keras "
+                   "TimeDistributed(Conv2D(...)) or Conv3D on channels-last (T, H, W, C)")
+        else:
+            fix = ("move the features to axis 1 first: PyTorch conv(x.transpose(1, 2)) for a (B, T, F) sequence, "
+                   "then .transpose(1, 2) back before the LSTM; Keras Conv1D works on (T, F) channels-last as is")
+        yield ctx.finding(node, msg, fix=fix, tensor=x)
+
+    def dense(self, node, ctx, am, x, shape, xa, near):
+        if len(node.input) < 2 or not am.is_weight(node.input[1]) or len(shape) < 2 or not near:
             return
         if node.op_type == "Gemm":
             trans_a = next((a.i for a in node.attribute if a.name == "transA"), 0)
             axis = 0 if trans_a else 1
         else:
             axis = len(shape) - 1
-        if len(shape) < 2 or evidence.axis(x, axis).role != "time" or not self.near_recurrence(node, roles):
+        if not self.time(am, xa[axis], node):
             return
-        if roles.after_recurrence(x):
+        if am.after_recurrence(x):
             effect = ("it blends the recurrent layer's steps with one fixed weight per step position, so the model "
                       f"only works for sequences of exactly {format_dim(shape[axis])} steps")
         else:
             effect = "it mixes the steps that the recurrent layer after it should see one by one"
         msg = (
-            f"{node.op_type} applies a Dense weight across axis {axis} of {evidence.labelled(x)}, the time axis "
+            f"{node.op_type} applies a Dense weight across axis {axis} of {am.labelled(x)}, the time axis "
             f"({format_dim(shape[axis])} steps): {effect}"
         )
         fix = ("apply the Dense per step on the features and reduce over time explicitly: PyTorch nn.Linear on the last "
@@ -123,7 +147,54 @@ class PerFrameOpMixesFrames(Rule):
                "then Dense")
         yield ctx.finding(node, msg, fix=fix, tensor=x)
 
+    def norm(self, node, ctx, am, x, shape, xa):
+        op = node.op_type
+        rank = len(shape)
+        if op == "BatchNormalization":
+            if rank < 3 or not self.time(am, xa[1], node):
+                return
+            axes, what = (1,), "one mean and variance per step position, pooled over the batch"
+        else:
+            axes = self.norm_axes(node, ctx, am, rank)
+            if axes is None or not any(self.time(am, xa[k], node) for k in axes):
+                return
+            if op == "ReduceMean" and not self.centres(node, ctx):
+                return  # a mean over time that pools, not one that normalises
+            what = "statistics over every step of the sequence, so each step is normalised with the others' values"
+        t = next(k for k in axes if self.time(am, xa[k], node))
+        msg = (
+            f"{op} normalises {am.labelled(x)} over axis {t}, the time axis ({format_dim(shape[t])} steps): {what}; "
+            "a per-step normalisation runs over the features only"
+        )
+        fix = ("normalise each step over its features: PyTorch nn.LayerNorm(features) on (B, T, F) (not over (T, F)), "
+               "BatchNorm1d on x.transpose(1, 2) so the features are the channels; Keras LayerNormalization(axis=-1), "
+               "BatchNormalization(axis=-1)")
+        yield ctx.finding(node, msg, fix=fix, tensor=x)
+
     @staticmethod
-    def near_recurrence(node, roles) -> bool:
-        """The op reads a recurrent layer's output, or feeds a recurrent layer."""
-        return roles.after_recurrence(node.input[0]) or roles.reaches_recurrence(node.output[0])
+    def norm_axes(node, ctx, am, rank):
+        if node.op_type in NORMS:
+            axis = next((a.i for a in node.attribute if a.name == "axis"), -1)
+            axis = axis + rank if axis < 0 else axis
+            return tuple(range(axis, rank)) if 0 <= axis < rank else None
+        use = next((u for u in am.uses if u.node is node), None)
+        return use.axes if use is not None else None
+
+    @staticmethod
+    def centres(node, ctx) -> bool:
+        """``x - mean(x)``: the mean (kept dims) is subtracted from the tensor it was taken of."""
+        keep = next((a.i for a in node.attribute if a.name == "keepdims"), 1)
+        if not keep:
+            return False
+        return any(c.op_type == "Sub" and len(c.input) == 2 and c.input[1] == node.output[0]
+                   and c.input[0] == node.input[0] for c in ctx.consumers(node.output[0]))
+
+    @staticmethod
+    def time(am, ax, node) -> bool:
+        """The axis holds time by another op's slot (or, where no op says, by its dim name)."""
+        for f in ax or ():
+            s = f.source
+            others = [n for n in am.labels(s).get("time", []) if n is not node]
+            if others or (not am.labels(s).get("time") and am.is_(s, "time")):
+                return True
+        return False
