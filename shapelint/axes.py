@@ -1258,6 +1258,13 @@ class AxisMap:
         g = self._attr(node, name)
         return g if isinstance(g, onnx.GraphProto) else None
 
+    def _label_scanned(self, rc, axes, node) -> None:
+        """A scanned (batch, feature) step: the cell reads its rows as samples and its last axis as features."""
+        if rc.batch_axis is not None:
+            self.label(axes[rc.batch_axis], "batch" if len(axes[rc.batch_axis]) <= 1 else "folded-batch", node)
+        if rc.feature_axis is not None:
+            self.label(axes[rc.feature_axis], "feature", node)
+
     def _op_Scan(self, node):
         body = self._body(node)
         n_scan = self._attr(node, "num_scan_inputs", 0)
@@ -1277,7 +1284,9 @@ class AxisMap:
             if not 0 <= ax < len(x):
                 continue
             self.label(x[ax], "time", node)
-            self.recurrences.append(_scanned("scan", node, node.input[i], ax, len(x)))
+            rc = _scanned("scan", node, node.input[i], ax, len(x))
+            self.recurrences.append(rc)
+            self._label_scanned(rc, x, node)
             steps = steps or x[ax]
             self._axes[body.input[i].name] = x[:ax] + x[ax + 1:]
         for i in range(n_state):
@@ -1325,7 +1334,9 @@ class AxisMap:
             if axes is not None:
                 k = next((j for j, a in enumerate(axes) if a == ax), None)
                 if k is not None:
-                    self.recurrences.append(_scanned("loop", node, t, k, len(axes)))
+                    rc = _scanned("loop", node, t, k, len(axes))
+                    self.recurrences.append(rc)
+                    self._label_scanned(rc, axes, node)
         self._walk(body.node)
         outs = []
         for k, o in enumerate(node.output):

@@ -216,3 +216,39 @@ def test_the_models_of_the_sl202_matrix_run_under_onnxruntime():
         for n in (2, 3):
             (y,) = sess.run(None, {"x": w(n, 3, 4, 4)})
             assert y.shape == (n, 16, 4)
+
+
+# ----------------------------------------------------------------- look-alikes that must stay silent
+
+def test_a_dense_that_generates_the_steps_of_a_sequence_is_silent(rules):
+    # a sequence decoder from a latent vector: z (n, 8) -> Dense (n, 6*5) -> (n, 6, 5) -> LSTM over the 6 steps
+    nodes = [helper.make_node("MatMul", ["z", "fc"], ["h"], name="gen"),
+             helper.make_node("Reshape", ["h", "s"], ["seq"])]
+    rn, ri, out = recurrence("seq", 5, "lstm")
+    m = make(nodes + rn, [("z", ["n", 8])], [out], {"fc": w(8, 30), "s": i64(0, 6, 5), **ri})
+    assert [d for d in check(m, rules=rules).diagnostics if d.rule.startswith(("SL2", "SL3", "SL4", "SL5"))] == []
+
+
+def test_a_loop_that_passes_its_condition_on_runs_every_trip():
+    # jax2onnx writes lax.scan as a Loop with a constant-true condition the body hands back unchanged
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["c_in"], ["c_out"]), helper.make_node("Gather", ["seq", "i"], ["xt"], axis=0),
+         helper.make_node("Add", ["h", "xt"], ["h2"]), helper.make_node("Identity", ["seq"], ["seq_out"]),
+         helper.make_node("Identity", ["h2"], ["y"])],
+        "body",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []), helper.make_tensor_value_info("c_in", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("h", F, None), helper.make_tensor_value_info("seq", F, None)],
+        [helper.make_tensor_value_info("c_out", TensorProto.BOOL, []), helper.make_tensor_value_info("h2", F, None),
+         helper.make_tensor_value_info("seq_out", F, None), helper.make_tensor_value_info("y", F, None)],
+    )
+    nodes = [helper.make_node("Transpose", ["x"], ["tm"], perm=[1, 0, 2]),
+             helper.make_node("Loop", ["trip", "cond", "h0", "tm"], ["hT", "seqT", "ys"], name="scan", body=body)]
+    inits = {"trip": np.array(6, np.int64), "cond": np.array(True), "h0": np.zeros((1, 4), np.float32)}
+    m = make(nodes, [("x", ["b", 6, 4])], ["ys"], inits)
+    mg = ModelGraph.from_model(m)
+    table = infer(mg)
+    assert table.shape("ys")[0] == 6
+    am = analyse(mg, table)
+    (rc,) = am.recurrences
+    assert rc.kind == "loop" and rc.tensor == "tm" and rc.time_axis == 0
+    assert am.axes("ys")[0] == am.axes("x")[1]  # the stacked steps are the input's time axis again

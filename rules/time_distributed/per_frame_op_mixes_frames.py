@@ -130,15 +130,27 @@ class PerFrameOpMixesFrames(Rule):
             axis = 0 if trans_a else 1
         else:
             axis = len(shape) - 1
-        if not self.time(am, xa[axis], node):
+        out_axes = am.axes(node.output[0]) or ()
+        made = out_axes[-1] if out_axes else None  # the Dense's own output width
+        # the Dense's output is iterated over as time while the recurrence's features are rows the Dense kept
+        rows = {id(f.source) for k, ax in enumerate(xa) if k not in (0, axis) for f in ax or ()}
+        rows |= {id(f.source) for f in (xa[0] or ())[1:]}  # a folded (batch*rows) first axis
+        makes_steps = bool(made) and all(f.whole for f in made) and any(
+            f.source.node is node and am.has_label(f.source, "time") for f in made) and any(
+            am.has_label(s, "feature") and id(s) in rows for s in am.sources)
+        if not self.time(am, xa[axis], node) and not makes_steps:
             return
-        if am.after_recurrence(x):
+        if makes_steps and not self.time(am, xa[axis], node):
+            effect = ("a recurrent layer then iterates over its output as the time axis, so each of its 'steps' "
+                      "is a blend of the input steps")
+        elif am.after_recurrence(x):
             effect = ("it blends the recurrent layer's steps with one fixed weight per step position, so the model "
                       f"only works for sequences of exactly {format_dim(shape[axis])} steps")
         else:
             effect = "it mixes the steps that the recurrent layer after it should see one by one"
+        what = "the time axis" if not makes_steps or self.time(am, xa[axis], node) else "where the steps are"
         msg = (
-            f"{node.op_type} applies a Dense weight across axis {axis} of {am.labelled(x)}, the time axis "
+            f"{node.op_type} applies a Dense weight across axis {axis} of {am.labelled(x)}, {what} "
             f"({format_dim(shape[axis])} steps): {effect}"
         )
         fix = ("apply the Dense per step on the features and reduce over time explicitly: PyTorch nn.Linear on the last "

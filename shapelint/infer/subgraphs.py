@@ -52,6 +52,19 @@ def _merge(a: TensorInfo, b: TensorInfo) -> TensorInfo:
     return TensorInfo(dtype=a.dtype or b.dtype, shape=dims)
 
 
+def _runs_every_trip(ctx: NodeContext, body: onnx.GraphProto) -> bool:
+    """No condition, or a condition that starts true and that the body passes on unchanged (jax2onnx's scans)."""
+    if not ctx.has_input(1):
+        return True
+    cond = values_of(ctx.input(1))
+    if not cond or len(cond) != 1 or cond[0] != 1 or len(body.input) < 2 or not body.output:
+        return False
+    out, cond_in = body.output[0].name, body.input[1].name
+    if out == cond_in:
+        return True
+    return any(n.op_type == "Identity" and list(n.output) == [out] and list(n.input) == [cond_in] for n in body.node)
+
+
 def infer_control_flow(inf, ctx: NodeContext, opset_imports):
     node = ctx.node
     if node.op_type == "If":
@@ -84,7 +97,7 @@ def infer_control_flow(inf, ctx: NodeContext, opset_imports):
             init = carried[k] if k < len(carried) else TensorInfo()
             final.append(_merge(init, info) if init.shape is not None else TensorInfo(dtype=info.dtype))
         trip = values_of(ctx.input(0)) if ctx.has_input(0) else None
-        n = trip[0] if trip and not ctx.has_input(1) and isinstance(trip[0], int) else None
+        n = trip[0] if trip and isinstance(trip[0], int) and _runs_every_trip(ctx, body) else None
         for info in outs[1 + n_carried :]:
             if info.shape is None:
                 final.append(TensorInfo(dtype=info.dtype))
