@@ -94,29 +94,72 @@ def baseline_from(report: RunReport, base_dir: str | os.PathLike) -> dict:
     return {"version": VERSION, "tool": {"name": "shapelint", "version": __version__}, "files": dict(sorted(files.items()))}
 
 
-def write_baseline(report: RunReport, path: str | os.PathLike) -> dict:
-    """Write the baseline of ``report`` to ``path``; returns the document."""
+def write_baseline(report: RunReport, path: str | os.PathLike, protect=None) -> dict:
+    """Write the baseline of ``report`` to ``path`` atomically; returns the document.
+
+    Raises
+    ------
+    BaselineError
+        ``path`` is one of the files in ``protect`` (the checked models), or
+        it cannot be written (missing folder, full device); the old baseline
+        is then left whole.
+    """
+    from .safeio import atomic_write
+
     p = Path(path)
+    if protect is not None and p in protect:
+        raise BaselineError(f"{p}: is one of the checked models: --write-baseline never overwrites an input; choose another path")
     data = baseline_from(report, p.parent if str(p.parent) else ".")
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(p, json.dumps(data, indent=2) + "\n")
+    except OSError as exc:
+        raise BaselineError(f"{p}: cannot write the baseline: {exc.strerror or exc}") from None
     return data
 
 
+#: a baseline larger than this is not read (``--baseline /dev/zero`` must not read forever)
+MAX_BASELINE_BYTES = 64 * 2**20
+#: counts above this are not counts of findings
+MAX_COUNT = 2**31
+
+
 def read_baseline(path: str | os.PathLike) -> dict:
-    """Load and check a baseline file."""
+    """Load and check a baseline file: every entry's ``rule``, ``node``, ``tensor`` and ``count``.
+
+    A FIFO, a device or a file over :data:`MAX_BASELINE_BYTES` is refused
+    without blocking; JSON nested too deep or with numbers too long to
+    convert is an error like any other malformed file.
+    """
+    from .safeio import UnsafeFile, read_regular
+
     p = Path(path)
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
+        data = json.loads(read_regular(p, MAX_BASELINE_BYTES).decode("utf-8"))
     except FileNotFoundError:
         raise BaselineError(f"{p}: no such baseline file (write one with --write-baseline)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BaselineError(f"{p}: not a shapelint baseline: {exc}") from None
+    except UnsafeFile as exc:
+        raise BaselineError(f"{p}: cannot be a baseline: {exc}") from None
+    except RecursionError:
+        raise BaselineError(f"{p}: not a shapelint baseline: JSON nested too deep") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # ValueError: JSONDecodeError, a 5,000-digit number
+        why = "a number too long to convert" if "integer string conversion" in str(exc) else " ".join(str(exc).split())[:200]
+        raise BaselineError(f"{p}: not a shapelint baseline: {why}") from None
     if not isinstance(data, dict) or data.get("version") != VERSION or not isinstance(data.get("files"), dict):
         raise BaselineError(f"{p}: not a shapelint baseline (version {VERSION} with a 'files' table expected)")
     for name, entries in data["files"].items():
         if not isinstance(entries, list) or not all(isinstance(e, dict) and "rule" in e for e in entries):
             raise BaselineError(f"{p}: files.{name}: expected a list of {{rule, node, tensor, count}}")
+        for k, e in enumerate(entries):
+            where = f"{p}: files.{name}[{k}]"
+            if not isinstance(e["rule"], str):
+                raise BaselineError(f"{where}.rule: expected a rule code (a string), got {type(e['rule']).__name__}")
+            for key in ("node", "tensor"):
+                if e.get(key) is not None and not isinstance(e[key], str):
+                    raise BaselineError(f"{where}.{key}: expected a string or null, got {type(e[key]).__name__}")
+            count = e.get("count", 1)
+            if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_COUNT:
+                raise BaselineError(f"{where}.count: expected an integer from 0 to {MAX_COUNT}, got {str(count)[:40]!r}")
     return data
 
 

@@ -93,9 +93,11 @@ def collect_paths(paths) -> list[str]:
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            out.extend(sorted(str(f) for f in p.rglob("*.onnx") if f.is_file()))
+            # everything named *.onnx that is not a folder: a FIFO, a device or a dangling symlink is
+            # reported as a file that could not be checked, never silently left out
+            out.extend(sorted(str(f) for f in p.rglob("*.onnx") if not f.is_dir()))
         elif any(ch in str(raw) for ch in "*?[") and not p.exists():
-            hits = sorted(h for h in glob.glob(str(raw), recursive=True) if Path(h).is_file())
+            hits = sorted(h for h in glob.glob(str(raw), recursive=True) if not Path(h).is_dir())
             out.extend(hits if hits else [str(raw)])
         else:
             out.append(str(raw))
@@ -116,27 +118,135 @@ def _check_for_pool(args):
 
 
 def check_paths(paths, jobs: int = 1, progress=None, **kwargs):
-    """Check many files, in worker processes when ``jobs > 1``; reports keep the input order."""
+    """Check many files, in worker processes when ``jobs > 1``; reports keep the input order.
+
+    ``jobs`` is capped at the CPUs this process may use.  A worker that dies
+    (SIGKILL, the OOM killer) costs the file it held, reported as an error;
+    a new worker takes its place for the files left.
+    """
+    from .config import default_jobs
     from .diagnostics import RunReport
 
     start = time.perf_counter()
     files = collect_paths(paths)
     if "rules" not in kwargs or kwargs["rules"] is None:
         kwargs["rules"] = list(load_rules())
-    work = [(p, kwargs) for p in files]
-    reports: list[FileReport] = []
-    if jobs > 1 and len(files) > 1:
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(max_workers=min(jobs, len(files))) as pool:
-            for report in pool.map(_check_for_pool, work, chunksize=max(1, len(files) // (jobs * 8))):
-                reports.append(report)
-                if progress:
-                    progress(report)
+    jobs = max(1, min(jobs, default_jobs(), len(files)))
+    if jobs > 1:
+        reports = _run_pool(files, kwargs, jobs, progress)
     else:
-        for item in work:
-            report = _check_for_pool(item)
+        reports = []
+        for path in files:
+            report = _check_for_pool((path, kwargs))
             reports.append(report)
             if progress:
                 progress(report)
     return RunReport(files=reports, seconds=time.perf_counter() - start)
+
+
+def _pool_worker(conn, kwargs) -> None:
+    """A worker process: check each path it is sent, answer with its report, until told to stop."""
+    try:
+        while True:
+            item = conn.recv()
+            if item is None:
+                return
+            index, path = item
+            conn.send((index, _check_for_pool((path, kwargs))))
+    except (EOFError, OSError, KeyboardInterrupt):
+        return
+
+
+def _died(proc) -> str:
+    import signal
+
+    rc = proc.exitcode
+    if rc is not None and rc < 0:
+        try:
+            return f"killed by {signal.Signals(-rc).name}"
+        except ValueError:
+            return f"killed by signal {-rc}"
+    return f"exit status {rc}"
+
+
+def _run_pool(files: list[str], kwargs: dict, jobs: int, progress) -> list[FileReport]:
+    """``jobs`` worker processes, each holding one file at a time, so a dead worker costs exactly its file.
+
+    (``concurrent.futures`` cannot say which file a killed worker held, and
+    a BrokenProcessPool ends the whole run.)
+    """
+    import multiprocessing
+    from multiprocessing.connection import wait
+
+    ctx = multiprocessing.get_context()
+    results: list[FileReport | None] = [None] * len(files)
+    todo = list(range(len(files) - 1, -1, -1))  # popped from the end: input order
+    busy: dict = {}  # connection -> (process, index or None)
+
+    def spawn():
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=_pool_worker, args=(child, kwargs), daemon=True)
+        proc.start()
+        child.close()
+        busy[parent] = (proc, None)
+        feed(parent)
+
+    def feed(conn):
+        proc, _ = busy[conn]
+        if not todo:
+            busy[conn] = (proc, None)
+            return
+        index = todo.pop()
+        busy[conn] = (proc, index)
+        try:
+            conn.send((index, files[index]))
+        except OSError:
+            pass  # it died already: its sentinel says so next
+
+    def finish(index, report):
+        results[index] = report
+        if progress:
+            progress(report)
+
+    clean = False
+    try:
+        for _ in range(jobs):
+            spawn()
+        while any(index is not None for _, index in busy.values()):
+            conns = [c for c, (_, index) in busy.items() if index is not None]
+            ready = wait(conns + [busy[c][0].sentinel for c in conns])
+            for conn in conns:
+                proc, index = busy[conn]
+                if conn in ready or proc.sentinel in ready:
+                    try:
+                        got = conn.recv() if conn.poll() else None
+                    except (EOFError, OSError):
+                        got = None
+                    if got is not None:
+                        finish(*got)
+                        feed(conn)
+                        continue
+                    if proc.is_alive() and proc.sentinel not in ready:
+                        continue
+                    proc.join()
+                    logger.debug("worker %s died on %s", proc.pid, files[index])
+                    finish(index, FileReport(files[index], error=f"the worker process checking this file died "
+                                                                  f"({_died(proc)}; out of memory?)"))
+                    conn.close()
+                    del busy[conn]
+                    if todo:
+                        spawn()
+        clean = True
+    finally:  # idle workers are told to stop; after an interrupt every worker is killed at once
+        for conn, (proc, _) in list(busy.items()):
+            try:
+                conn.send(None)
+            except OSError:
+                pass
+        for conn, (proc, _) in list(busy.items()):
+            proc.join(timeout=5 if clean else 0)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+            conn.close()
+    return [r for r in results if r is not None]

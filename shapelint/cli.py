@@ -40,6 +40,8 @@ def _parse_dims(values) -> dict[str, int]:
             raise click.BadParameter(f"{v!r}: {num!r} is not an integer", param_hint="--dim") from None
         if n < 0:
             raise click.BadParameter(f"{v!r}: dims are >= 0", param_hint="--dim")
+        if n > 2**63 - 1:
+            raise click.BadParameter(f"{v[:60]!r}: dims are int64 in ONNX, below 2**63", param_hint="--dim")
         out[name.strip()] = n
     return out
 
@@ -48,6 +50,67 @@ def _codes(value: str | None) -> list[str] | None:
     if not value:
         return None
     return [c.strip().upper() for c in value.split(",") if c.strip()]
+
+
+#: verify's own codes, selectable although no rule class carries them
+_RUNTIME_CODES = ("SL900", "SL901", "SL902")
+
+
+def _known_codes(flag: str, codes, rules) -> None:
+    """A ``--select``/``--ignore`` code that matches no rule is an error, as in the config file."""
+    import difflib
+
+    known = [cls.code for cls in rules] + list(_RUNTIME_CODES)
+    for sel in codes or ():
+        if sel != "ALL" and not any(c.startswith(sel) for c in known):
+            hint = difflib.get_close_matches(sel, known, n=1)
+            _fail(f"{flag}: {sel[:40]!r} matches no installed rule"
+                  + (f" (did you mean {hint[0]!r}?)" if hint else "; `shapelint rules` lists them"))
+
+
+def _seconds(value: float) -> float:
+    """``--timeout``: a finite number of seconds from 0.1 to a day (nan, inf and negatives are errors)."""
+    import math
+
+    if not math.isfinite(value) or not 0.1 <= value <= 86400:
+        _fail(f"--timeout {value}: expected seconds from 0.1 to 86400")
+    return value
+
+
+def _write_text(path: str, text: str, protect, what: str) -> None:
+    """Write a report atomically; never over one of the checked models; one line and exit 2 when it fails."""
+    from .safeio import atomic_write
+
+    if path in protect:
+        _fail(f"{what} {path} is one of the checked models: shapelint never overwrites an input; choose another path")
+    try:
+        atomic_write(path, text)
+    except OSError as exc:
+        _fail(f"cannot write {what} {path}: {exc.strerror or exc}")
+
+
+def _cap_jobs(jobs: int) -> int:
+    """At most the CPUs this process may use; a note on stderr when the request was larger."""
+    from .config import default_jobs
+
+    cpus = default_jobs()
+    if jobs > cpus:
+        click.echo(f"shapelint: note: --jobs {jobs} capped at {cpus}, the CPUs this process may use", err=True)
+        return cpus
+    return jobs
+
+
+def _terminate_cleanly() -> None:
+    """SIGTERM (timeout(1), CI cancellation, systemd) unwinds like Ctrl-C: child processes and temp dirs go too."""
+    import signal
+
+    def on_term(signum, frame):
+        raise SystemExit(128 + signum)
+
+    try:
+        signal.signal(signal.SIGTERM, on_term)
+    except (ValueError, OSError):  # not the main thread (an embedding app): its own business
+        pass
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -105,13 +168,22 @@ def check(settings: Settings, paths, fmt, select, ignore, fail_on, jobs, dims, o
         _fail(str(exc))
     for name, err in rules.broken:
         click.echo(f"shapelint: warning: rule plugin {name} could not be loaded: {err}", err=True)
+    if run_verify:
+        _terminate_cleanly()
     fmt = fmt or cfg.format or "text"
     fail_on = fail_on or cfg.fail_on or "error"
-    jobs = jobs or cfg.jobs or default_jobs()
+    jobs = _cap_jobs(jobs or cfg.jobs or default_jobs())
     chosen_select = _codes(select) if select is not None else cfg.select
     chosen_ignore = _codes(ignore) if ignore is not None else cfg.ignore
+    _known_codes("--select", _codes(select), rules)
+    _known_codes("--ignore", _codes(ignore), rules)
     bindings = {**cfg.dims, **_parse_dims(dims)}
     files = collect_paths(paths)
+    from .safeio import Protected
+
+    protect = Protected(files)  # no output of this run may be one of its inputs
+    if graph_dir and graph_dir in protect:
+        _fail(f"--graph {graph_dir} is one of the checked models: choose a folder")
     if progress is None:
         progress = len(files) >= 10 and sys.stderr.isatty() and (bool(output) or sys.stdout.isatty())
     bar = click.progressbar(length=len(files), label="Checking", file=sys.stderr) if progress else None
@@ -126,7 +198,10 @@ def check(settings: Settings, paths, fmt, select, ignore, fail_on, jobs, dims, o
         report = _verify_checked(report, provider, bindings, chosen_select, chosen_ignore)
     done = None
     if write_baseline_file:
-        data = write_baseline(report, write_baseline_file)
+        try:
+            data = write_baseline(report, write_baseline_file, protect=protect)
+        except BaselineError as exc:
+            _fail(str(exc))
         n = sum(e["count"] for entries in data["files"].values() for e in entries)
         click.echo(f"shapelint: wrote {n} finding(s) in {len(data['files'])} file(s) to {write_baseline_file}", err=True)
         done = 0
@@ -137,12 +212,14 @@ def check(settings: Settings, paths, fmt, select, ignore, fail_on, jobs, dims, o
     if graph_dir:
         from .picture import write_pictures
 
-        written = write_pictures(report, graph_dir, bindings=bindings, jobs=jobs)
+        try:
+            written = write_pictures(report, graph_dir, bindings=bindings, jobs=jobs, protect=protect)
+        except OSError as exc:
+            _fail(f"--graph {graph_dir}: cannot write the pictures: {exc.strerror or exc}")
         click.echo(f"shapelint: wrote {len(written)} picture(s) to {graph_dir} (index.html)", err=True)
     text = render(report, fmt, rules=select_rules(rules, chosen_select, chosen_ignore), color=settings.color and not output and fmt == "text")
     if output:
-        with open(output, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
+        _write_text(output, text + "\n", protect, "the report")
     elif text:
         click.echo(text)
     code = report.exit_code(fail_on)
@@ -254,8 +331,8 @@ def explain(code) -> None:
 
 
 _PROVIDER = click.option("--provider", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True, envvar="SHAPELINT_PROVIDER", help="onnxruntime execution provider; cuda never falls back to CPU silently (env SHAPELINT_PROVIDER).")
-_TIMEOUT = click.option("--timeout", type=click.FloatRange(min=0.1), default=120.0, show_default=True, metavar="S", help="Time limit of the onnxruntime child process per model, in seconds.")
-_MEMORY = click.option("--memory", "memory_mb", type=click.IntRange(min=64), default=4096, show_default=True, metavar="MB", help="Memory limit (address space) of the onnxruntime child process on CPU, in MB.")
+_TIMEOUT = click.option("--timeout", type=float, default=120.0, show_default=True, metavar="S", help="Time limit of the onnxruntime child process per model, in seconds.")
+_MEMORY = click.option("--memory", "memory_mb", type=click.IntRange(min=64, max=2**40), default=4096, show_default=True, metavar="MB", help="Memory limit (address space) of the onnxruntime child process on CPU, in MB.")
 
 
 def _verify_checked(report, provider, bindings, select, ignore, timeout=120.0, memory_mb=4096):
@@ -295,10 +372,14 @@ def verify(settings: Settings, paths, dims, provider, fmt, timeout, memory_mb, s
     from .verify import ProviderUnavailable, verify_paths
 
     bindings = _parse_dims(dims)
+    timeout = _seconds(timeout)
     try:
         rules = load_rules()
     except PluginError as exc:
         _fail(str(exc))
+    _known_codes("--select", _codes(select), rules)
+    _known_codes("--ignore", _codes(ignore), rules)
+    _terminate_cleanly()
     try:
         report = verify_paths(paths, dims=bindings, provider=provider, timeout=timeout, memory_mb=memory_mb, rules=list(rules), select=_codes(select), ignore=_codes(ignore))
     except ProviderUnavailable as exc:
@@ -309,7 +390,7 @@ def verify(settings: Settings, paths, dims, provider, fmt, timeout, memory_mb, s
 
 @main.command()
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Where to write the fixed copy (never the input).")
+@click.option("-o", "--output", type=click.Path(), help="Where to write the fixed copy (never the input nor its weights).")
 @click.option("--dry-run", is_flag=True, help="Show the edits and the re-check; write nothing, run nothing.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--select", help="Comma-separated codes or prefixes whose findings to fix.")
@@ -334,6 +415,8 @@ def fix(settings: Settings, model, output, dry_run, fmt, select, ignore, dims, p
 
     if not output and not dry_run:
         raise click.UsageError("give the fixed copy's path with -o FIXED.onnx, or use --dry-run")
+    timeout = _seconds(timeout)
+    _terminate_cleanly()
     try:
         rules = load_rules()
         result = fix_model(model, output, dry_run=dry_run, rules=list(rules), select=_codes(select), ignore=_codes(ignore), dims=_parse_dims(dims), provider=provider, timeout=timeout, memory_mb=memory_mb)

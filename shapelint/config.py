@@ -59,6 +59,8 @@ KEYS = {
     "format": " | ".join(FORMATS),
     "plugins": "table: rule code or plugin name -> table of options",
 }
+#: a dim is an int64 in ONNX
+MAX_DIM = 2**63 - 1
 _SELECTOR = re.compile(r"^(ALL|[A-Z]{1,8}[0-9]{0,3})$")
 _DIM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]*$")
 
@@ -192,13 +194,20 @@ def default_jobs() -> int:
 
 
 # ---------------------------------------------------------------- discovery
+#: a config file larger than this is not read
+MAX_CONFIG_BYTES = 16 * 2**20
+
 def _table_of(path: Path) -> dict | None:
     """The shapelint table of a file: top level of shapelint.toml, ``[tool.shapelint]`` of pyproject."""
+    from .safeio import read_regular
+
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(read_regular(path, MAX_CONFIG_BYTES).decode("utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except RecursionError:  # tomllib parses nested arrays and inline tables recursively
+        raise ConfigError(f"{path}: not valid TOML: arrays or tables nested too deep") from None
+    except (OSError, UnicodeDecodeError) as exc:  # also a FIFO or a device (safeio.UnsafeFile)
         raise ConfigError(f"{path}: cannot be read: {exc}") from None
     if path.name == "pyproject.toml":
         tool = data.get("tool", {})
@@ -246,7 +255,7 @@ def load_config(path: str | os.PathLike | None = None, *, start=None) -> Config:
     if path is not None:
         p = Path(path)
         if not p.is_file():
-            raise ConfigError(f"{p}: no such config file")
+            raise ConfigError(f"{p}: " + ("not a regular file: refused" if p.exists() else "no such config file"))
         table = _table_of(p)
         if table is None:
             raise ConfigError(f"{p}: has no [tool.shapelint] table")
@@ -334,8 +343,8 @@ def parse_config(table: dict) -> Config:
             for name, n in _table(key, value).items():
                 if not _DIM_NAME.match(name):
                     raise ConfigError(f"dims: {name!r} is not a dim name")
-                if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-                    raise ConfigError(f"dims.{name}: expected an integer >= 0, got {n!r}")
+                if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= MAX_DIM:
+                    raise ConfigError(f"dims.{name}: expected an integer >= 0 (and below 2**63), got {str(n)[:40]}")
                 out[name] = n
             cfg.dims = out
         elif key == "jobs":

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +33,7 @@ import onnx
 from onnx import numpy_helper
 
 from .diagnostics import Diagnostic, FileReport
+from .safeio import atomic_target, atomic_write, is_same_file, replace_from
 
 __all__ = ["AppliedFix", "FixError", "FixResult", "fix_model", "fix_to_json", "graph_diff", "render_fix_text"]
 
@@ -241,27 +244,61 @@ def _apply_fixes(model: onnx.ModelProto, check_kwargs: dict, result: FixResult):
     return current
 
 
+def _targets(output: str) -> tuple[Path, Path]:
+    """The files ``-o output`` may write: the model and its external-data sidecar (symlinks followed)."""
+    target = atomic_target(output)
+    return target, atomic_target(target.parent / (target.name + ".data"))
+
+
 def _save(model: onnx.ModelProto, output: str, external: bool) -> None:
-    """Write ``model``; with external data (a copy is saved: onnx.save empties the tensors it moves out)."""
+    """Write ``model`` atomically; with external data (a copy is saved: onnx.save empties the tensors it moves out).
+
+    Both files are written into a temp folder next to the destination,
+    fsync'ed, and renamed over the old ones (the sidecar first): an
+    interrupted run leaves the old copy in place and no half-written file.
+    """
+    target = atomic_target(output)
     if external or model.ByteSize() > 1_800_000_000:
-        loc = Path(output).name + ".data"
-        data = Path(output).with_name(loc)
-        if data.exists():
-            data.unlink()
-        onnx.save(_copy(model), output, save_as_external_data=True, all_tensors_to_one_file=True, location=loc,
-                  size_threshold=0 if external else 1024)
+        loc = target.name + ".data"
+        tmp = tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.")
+        try:
+            staged = os.path.join(tmp, target.name)
+            onnx.save(_copy(model), staged, save_as_external_data=True, all_tensors_to_one_file=True,
+                      location=loc, size_threshold=0 if external else 1024)
+            if os.path.exists(os.path.join(tmp, loc)):
+                replace_from(os.path.join(tmp, loc), target.parent / loc)
+            replace_from(staged, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     else:
-        with open(output, "wb") as fh:
-            fh.write(model.SerializeToString())
+        atomic_write(target, model.SerializeToString())
 
 
-def _same_file(a: str, b: str) -> bool:
-    try:
-        if os.path.exists(b) and os.path.samefile(a, b):
-            return True
-    except OSError:
-        pass
-    return Path(a).resolve() == Path(b).resolve()
+def _refuse_aliases(path: str, output: str, data_files) -> None:
+    """``-o`` (or the sidecar it brings) may not be a file the input reads: its model file or any data file.
+
+    Compared after resolving symlinks and by inode (hard links), whether or
+    not the files exist yet.
+    """
+    target, data = _targets(output)
+    inputs = [Path(path), *data_files]
+    for out, mine in ((Path(output), ""), (target, ""), (data, f"its external-data file {data.name!r} ")):
+        for k, inp in enumerate(inputs):
+            if is_same_file(out, inp):
+                whose = "the input file" if k == 0 else f"the input's external data {inp.name!r}"
+                raise FixError(f"-o {output}{': ' + mine if mine else ' '}is {whose}: fix never overwrites its input "
+                               "(the model or its weights); choose another path")
+
+
+def _check_output_folder(output: str) -> None:
+    """The copy is a regular file in an existing folder (a rename over ``/dev/full`` would replace the device)."""
+    for target in _targets(output):
+        if target.is_dir():
+            raise FixError(f"-o {output}: {target} is a folder: give the fixed copy's file name, e.g. fixed.onnx")
+        if os.path.lexists(target) and not target.is_file():
+            raise FixError(f"-o {output}: {target} exists and is not a regular file (a device, FIFO or socket): refused")
+        if not target.parent.is_dir():
+            raise FixError(f"-o {output}: the folder {target.parent} does not exist")
 
 
 def fix_model(path: str, output: str | None, dry_run: bool = False, rules=None, select=None, ignore=None,
@@ -272,7 +309,10 @@ def fix_model(path: str, output: str | None, dry_run: bool = False, rules=None, 
     Raises
     ------
     FixError
-        ``output`` is missing (without ``dry_run``) or names the input file.
+        ``output`` is missing (without ``dry_run``), its folder does not
+        exist, it (or the external-data file it would write) is a file the
+        input reads (the model, any of its data files; through symlinks and
+        hard links too), or it cannot be written (a full device).
     """
     from . import verify as V
     from .check import check
@@ -282,8 +322,10 @@ def fix_model(path: str, output: str | None, dry_run: bool = False, rules=None, 
     path = os.fspath(path)
     if output is None and not dry_run:
         raise FixError("give the fixed copy's path with -o FIXED.onnx (or use --dry-run)")
-    if output is not None and _same_file(path, output):
+    if output is not None and is_same_file(path, output):
         raise FixError(f"-o {output} is the input file: fix never overwrites its input; choose another path")
+    if output is not None and not dry_run:
+        _check_output_folder(output)
     result = FixResult(path, output, dry_run)
     if rules is None:
         from .plugins import load_rules
@@ -295,6 +337,8 @@ def fix_model(path: str, output: str | None, dry_run: bool = False, rules=None, 
     except LoadError as exc:
         result.error = str(exc)
         return result
+    if output is not None:
+        _refuse_aliases(path, output, prepared.data_files)
     if prepared.weights.startswith("random"):
         result.error = (f"cannot write a fixed copy: {prepared.weights}; put the data file next to the model")
         if not dry_run:
@@ -309,9 +353,8 @@ def fix_model(path: str, output: str | None, dry_run: bool = False, rules=None, 
             _save(fixed, output, external=prepared.weights.startswith("external"))
             result.written = True
             after = check(output, **kwargs)  # the copy as written, re-read from disk
-        except OSError as exc:
-            result.error = f"cannot write {output}: {exc.strerror or exc}"
-            return result
+        except OSError as exc:  # a full device, a folder that went away: nothing half-written is left
+            raise FixError(f"cannot write {output}: {exc.strerror or exc}") from None
     after.path = output or "<dry run>"
     result.after = after
     ok_keys = {(a.rule, a.node) for a in result.applied if a.ok}

@@ -52,7 +52,7 @@ class NodeInfo:
 class GraphProblem:
     """A structural defect found while building the graph."""
 
-    kind: str  # "cycle" | "duplicate-producer" | "missing-input" | "invalid-utf8"
+    kind: str  # "cycle" | "duplicate-producer" | "missing-input" | "missing-output" | "invalid-utf8"
     message: str
     node: onnx.NodeProto | None = None
 
@@ -189,6 +189,13 @@ class ModelGraph:
                     node,
                 )
             )
+        main_produced = {o for n in nodes for o in n.output if o}
+        for vi in model.graph.output:
+            out = _as_text(vi.name)
+            if out and out not in main_produced and out not in self._input_names and out not in self._initializers:
+                self.problems.append(
+                    GraphProblem("missing-output", f"graph output {out!r} is produced by no node, graph input or initializer")
+                )
         for fn in model.functions:  # walked by inference only: repair their text here
             for field in ("name", "domain"):
                 self._repair(fn, field, f"function {field}")
@@ -362,7 +369,13 @@ class ModelGraph:
         indeg = [0] * len(self.nodes)
         users: list[list[int]] = [[] for _ in self.nodes]
         for i, node in enumerate(self.nodes):
-            deps = {produced[t] for t in self.reads(node) if t in produced and produced[t] != i}
+            reads = self.reads(node)
+            own = next((t for t in reads if produced.get(t) == i), None)
+            if own is not None:  # y = Add(r, y): a cycle of one node, which the in-degrees below cannot see
+                self.problems.append(
+                    GraphProblem("cycle", f"{node.name or node.op_type!r} consumes its own output {own!r} (a cycle of one node)", node)
+                )
+            deps = {produced[t] for t in reads if t in produced and produced[t] != i}
             indeg[i] = len(deps)
             for d in deps:
                 users[d].append(i)

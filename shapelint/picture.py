@@ -618,8 +618,23 @@ def _pictures_of_file(args) -> list[tuple[int, str | None]]:
     return out
 
 
-def write_pictures(report: RunReport, out_dir: str | os.PathLike, bindings=None, jobs: int = 1, up: int = 2, down: int = 2) -> list[Path]:
-    """One SVG per finding under ``out_dir`` (``<model>/<n>-<CODE>.svg``), plus ``index.html``."""
+def write_pictures(report: RunReport, out_dir: str | os.PathLike, bindings=None, jobs: int = 1, up: int = 2, down: int = 2,
+                   protect=()) -> list[Path]:
+    """One SVG per finding under ``out_dir`` (``<model>/<n>-<CODE>.svg``), plus ``index.html``.
+
+    Each file is written atomically; none may be one of ``protect`` (the
+    checked models: a ``PermissionError`` then).  OSError when the folder
+    cannot be made or written.
+    """
+    import errno
+
+    from .safeio import atomic_write
+
+    def write(target: Path, text: str) -> None:
+        if target in protect:
+            raise PermissionError(errno.EPERM, f"{target} is one of the checked models: never overwritten")
+        atomic_write(target, text)
+
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
     todo: list[FileReport] = [f for f in report.files if f.error is None and f.diagnostics]
@@ -642,10 +657,10 @@ def write_pictures(report: RunReport, out_dir: str | os.PathLike, bindings=None,
                 continue
             folder.mkdir(parents=True, exist_ok=True)
             target = folder / f"{i + 1:02d}-{d.rule}.svg"
-            target.write_text(svg, encoding="utf-8")
+            write(target, svg)
             written.append(target)
             rows.append((f.path, d, target.relative_to(root).as_posix()))
-    (root / "index.html").write_text(_index(rows), encoding="utf-8")
+    write(root / "index.html", _index(rows))
     return written
 
 

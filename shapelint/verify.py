@@ -58,7 +58,7 @@ from .diagnostics import Diagnostic, FileReport, RunReport
 from .dims import format_dim, format_shape, free_names, parse_dim
 from .graph import ModelGraph
 from .infer import ShapeTable, infer
-from .load import MAX_PROTO_BYTES, LoadError, parse_model_bytes
+from .load import ExternalRef, LoadError, check_external_data, external_tensors, load_model, tensor_nbytes
 
 __all__ = [
     "RUNTIME_CODES",
@@ -174,22 +174,19 @@ class Prepared:
     weights: str  # "inline" | "external data loaded" | "random ..." (said in the report)
     notes: list[str] = field(default_factory=list)
     renamed_dims: dict[str, str] = field(default_factory=dict)  # new dim name -> "input axis k"
+    #: every data file the model's external references name (symlinks resolved), absent ones included
+    data_files: list[Path] = field(default_factory=list)
 
 
-def _safe_location(base: Path, location: str) -> Path:
-    if not location:
-        raise LoadError("an external tensor names no location")
-    if os.path.isabs(location) or location.startswith(("/", "\\")) or ":" in location[:3]:
-        raise LoadError(f"external data location {location!r} is absolute: refused")
-    target = (base / location).resolve()
-    try:
-        target.relative_to(base.resolve())
-    except ValueError:
-        raise LoadError(f"external data location {location!r} points outside the model's folder: refused") from None
-    return target
+#: random stand-in weights larger than this are not made up in the parent process
+MAX_RANDOM_BYTES = 2**31
 
 
 def _random_tensor(t: onnx.TensorProto, rng: np.random.Generator) -> onnx.TensorProto:
+    need = tensor_nbytes(t)
+    if any(d < 0 for d in t.dims) or need is None or need > MAX_RANDOM_BYTES:
+        raise LoadError(f"external data of {t.name!r} is absent and its declared shape {list(t.dims)} "
+                        "cannot be filled with random weights")
     dtype = onnx.helper.tensor_dtype_to_np_dtype(t.data_type)
     shape = tuple(int(d) for d in t.dims)
     if np.issubdtype(dtype, np.floating):
@@ -201,73 +198,66 @@ def _random_tensor(t: onnx.TensorProto, rng: np.random.Generator) -> onnx.Tensor
     return numpy_helper.from_array(value, t.name)
 
 
-def _external_tensors(graph: onnx.GraphProto):
-    stack = [graph]
-    while stack:
-        g = stack.pop()
-        yield from (t for t in g.initializer if t.data_location == onnx.TensorProto.EXTERNAL)
-        for node in g.node:
-            for attr in node.attribute:
-                if attr.type == onnx.AttributeProto.TENSOR and attr.t.data_location == onnx.TensorProto.EXTERNAL:
-                    yield attr.t
-                elif attr.type == onnx.AttributeProto.GRAPH:
-                    stack.append(attr.g)
-                elif attr.type == onnx.AttributeProto.GRAPHS:
-                    stack.extend(attr.graphs)
+def _read_external(ref: ExternalRef) -> bytes:
+    """Exactly the bytes ``ref`` names: never the rest of a large file."""
+    with open(ref.path, "rb") as fh:
+        fh.seek(ref.offset)
+        data = fh.read(ref.length)
+    if len(data) != ref.length:
+        raise LoadError(f"external data file {ref.location!r} of {ref.tensor.name!r} changed while being read")
+    return data
 
 
 def prepare(model_or_path, name_dims: bool = True) -> Prepared:
     """Load a model with its weights (the only place shapelint reads them).
 
-    External data is read from files inside the model's folder only; a data
-    file that is absent is replaced by random weights of the declared shape,
-    and the report says so.  Anonymous input dims get a name
-    (``<input>_dim<k>``) so that they can be bound.
+    Every external reference passes :func:`shapelint.load.check_external_data`
+    first (inside the model's folder, a regular file, offset and length
+    inside it and matching the tensor), wherever the tensor sits
+    (initializers, sparse initializers, Constant values, function bodies,
+    subgraphs); then only the bytes each reference names are read, so a
+    3 GiB data file behind a 4x4 tensor costs 64 bytes.  A data file that is
+    absent is replaced by random weights of the declared shape, and the
+    report says so.  Anonymous input dims get a name (``<input>_dim<k>``) so
+    that they can be bound.
 
     Raises
     ------
     LoadError
-        the file cannot be read, or external data escapes the model's folder.
+        the file cannot be read, or an external reference is refused.
     """
-    from onnx.external_data_helper import load_external_data_for_tensor
-
+    missing: list = []
+    refs: list[ExternalRef] = []
     if isinstance(model_or_path, onnx.ModelProto):
         model = onnx.ModelProto()
         model.CopyFrom(model_or_path)
         path, base = "<model>", None
+        missing = [(where, t, _location_of(t)) for where, t in external_tensors(model)]
     else:
         p = Path(model_or_path)
         path = os.fspath(model_or_path)
-        try:
-            size = p.stat().st_size
-        except FileNotFoundError:
-            raise LoadError("no such file") from None
-        except OSError as exc:
-            raise LoadError(f"cannot read file: {exc.strerror or exc}") from None
-        if p.is_dir():
-            raise LoadError("is a directory, not an .onnx file")
-        if size == 0:
-            raise LoadError("empty file (0 bytes), not an ONNX model")
-        if size > MAX_PROTO_BYTES:
-            raise LoadError(f"file is {size / 2**30:.1f} GiB: a single ONNX protobuf cannot exceed 2 GiB")
-        model = parse_model_bytes(p.read_bytes())
+        model = load_model(p, missing_weights_ok=True)
         base = p.resolve().parent
+        refs = check_external_data(model, base, missing=missing)
+    sizes: dict[Path, int] = {}
+    for ref in refs:
+        sizes.setdefault(ref.path, ref.path.stat().st_size)
+    total = sum(r.length for r in refs)
+    if total > sum(sizes.values()):  # references that overlap would multiply what is read
+        raise LoadError(f"external tensors name {total} bytes in data files of {sum(sizes.values())} bytes: "
+                        "their byte ranges overlap; refused")
+    loaded = []
+    for ref in refs:
+        t = ref.tensor
+        t.raw_data = _read_external(ref)
+        t.data_location = onnx.TensorProto.DEFAULT
+        del t.external_data[:]
+        loaded.append(t.name)
     rng = np.random.default_rng(SEED)
-    loaded, missing = [], []
-    for t in list(_external_tensors(model.graph)):
-        info = {e.key: e.value for e in t.external_data}
-        location = info.get("location", "")
-        target = _safe_location(base, location) if base is not None else None
-        if target is not None and target.is_file():
-            load_external_data_for_tensor(t, str(base))
-            t.data_location = onnx.TensorProto.DEFAULT
-            del t.external_data[:]
-            loaded.append(t.name)
-        else:
-            t.CopyFrom(_random_tensor(t, rng))
-            missing.append((t.name, location))
+    for _where, t, _location in missing:
+        t.CopyFrom(_random_tensor(t, rng))
     if missing:
-        locs = sorted({loc for _, loc in missing})
+        locs = sorted({loc for _, _, loc in missing})
         weights = (f"random: external data {', '.join(repr(x) for x in locs[:3])} absent, "
                    f"{len(missing)} tensor(s) filled with random values of the declared shape")
     elif loaded:
@@ -275,11 +265,16 @@ def prepare(model_or_path, name_dims: bool = True) -> Prepared:
     else:
         weights = "inline"
     prepared = Prepared(model, path, weights)
+    prepared.data_files = sorted({r.path for r in refs} | {(base / loc).resolve() for _, _, loc in missing if base is not None})
     if missing:
         prepared.notes.append(f"weights: {weights}; runtime shapes are still meaningful, values are not")
     if name_dims:
         _name_anonymous_dims(prepared)
     return prepared
+
+
+def _location_of(t: onnx.TensorProto) -> str:
+    return next((e.value for e in t.external_data if e.key == "location"), "")
 
 
 def _name_anonymous_dims(prepared: Prepared) -> None:
@@ -729,11 +724,33 @@ class Execution:
     memory_mb: int | None = DEFAULT_MEMORY_MB
 
 
+def _onnxruntime():
+    """``import onnxruntime`` with HOME and TMPDIR in a temp folder, removed afterwards.
+
+    The import writes ``$HOME/.cache/Microsoft/DeveloperTools/.onnxruntime/``
+    and ``$TMPDIR/.ses``; the parent only lists providers, so nothing of it
+    is kept (the child gets a HOME of its own, see :class:`Worker`).
+    """
+    if "onnxruntime" in sys.modules:
+        return sys.modules["onnxruntime"]
+    home = tempfile.mkdtemp(prefix="shapelint-ort-")
+    saved = {k: os.environ.get(k) for k in ("HOME", "TMPDIR", "TMP", "TEMP", "XDG_CACHE_HOME", "PYTHONUSERBASE")}
+    try:
+        os.environ.update(_child_env(home))
+        import onnxruntime
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        shutil.rmtree(home, ignore_errors=True)
+    return onnxruntime
+
+
 def provider_available(provider: str) -> bool:
     """True when this onnxruntime offers ``provider`` (``cpu`` or ``cuda``)."""
-    import onnxruntime as ort
-
-    return _PROVIDERS[provider] in ort.get_available_providers()
+    return _PROVIDERS[provider] in _onnxruntime().get_available_providers()
 
 
 def _node_names(model: onnx.ModelProto) -> list[str]:
@@ -899,8 +916,16 @@ class Worker:
         self.config = config
         self.command = _worker_command(config)
         self.stderr = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
-                                     close_fds=True)
+        # the child's HOME and TMPDIR: onnxruntime's cache database and session files stay in here, removed at close
+        self.home = tempfile.mkdtemp(prefix="shapelint-ort-")
+        self.busy = False
+        try:
+            self.proc = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
+                                         close_fds=True, env=_child_env(self.home))
+        except BaseException:
+            shutil.rmtree(self.home, ignore_errors=True)
+            self.stderr.close()
+            raise
         self._buf = b""
         self.ready: dict | None = None
 
@@ -948,12 +973,16 @@ class Worker:
         return self.ready
 
     def request(self, req: dict, deadline: float) -> list[dict]:
+        self.busy = True  # until the answer is complete: an interrupted request means a kill at close
         try:
             self.proc.stdin.write((json.dumps(req) + "\n").encode())
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
+            self.busy = False
             return [{"event": "eof", "rc": self.proc.wait()}]
-        return list(self._events(deadline))
+        events = list(self._events(deadline))
+        self.busy = False
+        return events
 
     def stderr_tail(self) -> str:
         try:
@@ -965,8 +994,9 @@ class Worker:
         return lines[-1] if lines else ""
 
     def close(self, kill: bool = False) -> None:
+        """Stop the child (killed at once when ``kill`` or when a request was interrupted) and remove its HOME."""
         if self.proc.poll() is None:
-            if kill:
+            if kill or self.busy:
                 self.proc.kill()
             else:
                 try:
@@ -980,6 +1010,18 @@ class Worker:
                 fh.close()
             except (OSError, AttributeError):
                 pass
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+def _child_env(home: str) -> dict:
+    """The worker's environment: HOME, TMPDIR and the caches point into ``home``; imports still work."""
+    import site
+
+    env = dict(os.environ)
+    env.setdefault("PYTHONUSERBASE", site.getuserbase())  # packages installed with --user stay importable
+    cache = os.path.join(home, ".cache")
+    env.update(HOME=home, TMPDIR=home, TMP=home, TEMP=home, XDG_CACHE_HOME=cache)
+    return env
 
 
 _POOL: dict[tuple, Worker] = {}
@@ -1027,7 +1069,8 @@ def run_jobs(jobs: list[dict], provider: str, timeout: float, memory_mb: int | N
     deadline = time.monotonic() + timeout
     if threads is None:
         threads = max(1, min(4, os.cpu_count() or 1))
-    config = {"provider": provider, "memory_mb": memory_mb if provider == "cpu" else None, "threads": threads}
+    config = {"provider": provider, "memory_mb": memory_mb if provider == "cpu" else None, "threads": threads,
+              "parent": os.getpid()}  # the child dies with this process (PR_SET_PDEATHSIG)
     for _attempt in range(len(wanted) + 1):
         todo = [w for w in wanted if w not in done]
         if not todo:
@@ -1115,7 +1158,7 @@ def execute(prepared: Prepared, mg: ModelGraph, table: ShapeTable, bindings: lis
     if provider not in _PROVIDERS:
         raise VerifyError(f"unknown provider {provider!r}: choose cpu or cuda")
     if not provider_available(provider):
-        import onnxruntime as ort
+        ort = _onnxruntime()
 
         hint = " (no GPU on this machine, or the onnxruntime-gpu package is not installed)" if provider == "cuda" else ""
         raise ProviderUnavailable(

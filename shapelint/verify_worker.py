@@ -7,7 +7,10 @@ reads one request per line on stdin and answers with one JSON event per line
 on stdout, flushed each time, so that when a kernel crashes or hangs the
 parent knows which run was in flight.
 
-Config: ``{"provider": "cpu" | "cuda", "memory_mb": 4096 | null, "threads": 4}``.
+Config: ``{"provider": "cpu" | "cuda", "memory_mb": 4096 | null, "threads": 4, "parent": PID}``;
+with ``parent`` the child asks Linux to kill it when that process dies
+(``PR_SET_PDEATHSIG``).  The parent starts it with HOME and TMPDIR in a
+temp folder of its own, so onnxruntime's cache files are removed with it.
 
 Request::
 
@@ -38,6 +41,9 @@ __all__ = ["PROVIDERS", "main", "serve"]
 logger = logging.getLogger(__name__)
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+#: values kept for the parent's comparisons (``fix``): per tensor, and per run in all
+MAX_VALUE_BYTES = 32 * 2**20
+MAX_VALUES_BYTES = 128 * 2**20
 
 
 def _limit_memory(megabytes) -> None:
@@ -50,6 +56,22 @@ def _limit_memory(megabytes) -> None:
     if hard != resource.RLIM_INFINITY:
         limit = min(limit, hard)
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def _die_with_parent(parent) -> None:
+    """Linux: SIGKILL this process when the parent dies (even by SIGKILL), so a hung kernel is never orphaned."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except Exception:  # noqa: BLE001 - no libc or prctl: the parent still kills us on its normal paths
+        return
+    if parent and os.getppid() != int(parent):  # the parent died before prctl took effect
+        os._exit(3)
 
 
 def _describe(value):
@@ -123,7 +145,13 @@ def answer(request: dict, config: dict, ort, np, emit) -> None:
             for name, value in zip(names, outs):
                 shapes[name], kinds[name] = _describe(value)
             if r.get("values"):
-                arrays = {f"t{i}": v for i, v in enumerate(outs) if isinstance(v, np.ndarray) and v.dtype != object}
+                # the parent compares these in memory: large tensors are left out, so that its memory stays bounded
+                arrays, total = {}, 0
+                for i, v in enumerate(outs):
+                    if isinstance(v, np.ndarray) and v.dtype != object and v.nbytes <= MAX_VALUE_BYTES \
+                            and total + v.nbytes <= MAX_VALUES_BYTES:
+                        arrays[f"t{i}"] = v
+                        total += v.nbytes
                 np.savez(r["values"], **arrays)
                 with open(r["values"] + ".json", "w", encoding="utf-8") as fh:
                     json.dump({names[int(k[1:])]: k for k in arrays}, fh)
@@ -165,6 +193,7 @@ def serve(config: dict, stdin=None, stdout=None) -> int:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     config = json.loads(argv[0]) if argv else {}
+    _die_with_parent(config.get("parent"))
     _limit_memory(config.get("memory_mb"))
     # events own the real stdout; anything a library prints goes to stderr
     events = os.fdopen(os.dup(1), "w", encoding="utf-8")

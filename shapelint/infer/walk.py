@@ -15,17 +15,19 @@ import onnx
 
 from ..dims import fresh_symbol, parse_dim, reset_fresh
 from ..graph import ModelGraph, constant_node_value, tensor_value
+from ..load import tensor_nbytes
 from . import ops  # noqa: F401 - registers the handlers
 from .fallback import FallbackError, from_type_proto, infer_with_onnx
 from .fold import fold
 from .registry import AttributeTypeError, NodeContext, handler_for
-from .table import ShapeTable, TensorInfo
+from .table import Conflict, ShapeTable, TensorInfo
 
 __all__ = ["infer", "Inferencer"]
 
 logger = logging.getLogger(__name__)
 
 _DEFAULT_DOMAINS = ("", "ai.onnx")
+INT64_MAX = 2**63 - 1
 _KNOWN_DOMAINS = ("", "ai.onnx", "ai.onnx.ml", "ai.onnx.preview.training", "ai.onnx.preview")
 
 
@@ -56,6 +58,9 @@ class Inferencer:
     # --------------------------------------------------------------- seeds
     def seed_value_info(self, vi: onnx.ValueInfoProto) -> TensorInfo:
         info = from_type_proto(vi.type)
+        if info.shape and any(type(d) is int and d < 0 for d in info.shape):
+            # some exporters write dim_value -1 for "unknown": an unknown dim, not a negative size
+            info.shape = tuple(fresh_symbol() if type(d) is int and d < 0 else d for d in info.shape)
         if info.shape is not None and self.bindings:
             info.shape = tuple(self._bind(d) for d in info.shape)
         return info
@@ -100,8 +105,12 @@ class Inferencer:
                 logger.debug("%s %r: %s", node.op_type, node.name, exc)
                 self._unknown_outputs(node)
             except Exception as exc:  # noqa: BLE001 - a handler bug must not stop the run
-                logger.warning("inference of %s %r failed: %s", node.op_type, node.name, exc)
-                logger.debug("handler crash", exc_info=True)
+                # malformed values the checks below do not catch: a finding on the node, never a silent unknown
+                logger.debug("inference of %s %r failed", node.op_type, node.name, exc_info=True)
+                text = " ".join(str(exc).split())[:200] or type(exc).__name__
+                self.table.conflicts.append(Conflict(
+                    node, "op", f"{node.op_type} cannot be inferred from the values that reach it ({text})",
+                    "inputs and attributes a runtime accepts"))
                 self._unknown_outputs(node)
 
     def _unknown_outputs(self, node) -> None:
@@ -114,6 +123,9 @@ class Inferencer:
         domain = node.domain or ""
         opset = self._opset_for(domain, opset_imports)
         ctx = NodeContext(node, table, opset)
+        if node.attribute and not self._tensor_attributes_ok(ctx):
+            self._unknown_outputs(node)
+            return
         outputs: list[TensorInfo | None] | None = None
         fn = self.functions.get((domain, node.op_type))
         if fn is not None:
@@ -156,6 +168,38 @@ class Inferencer:
         for name, info in zip(node.output, outputs):
             if name:
                 table.tensors[name] = info
+                if info.shape:
+                    self._dims_in_range(ctx, name, info)
+
+    @staticmethod
+    def _dims_in_range(ctx: NodeContext, name: str, info: TensorInfo) -> None:
+        """A dim below 0 or past int64 is the node's conflict; it goes on as unknown, so no later
+        handler does arithmetic on it (Slice of a -1000 dim, Shape of a 2**64 dim)."""
+        bad = [d for d in info.shape if type(d) is int and not 0 <= d <= INT64_MAX]
+        if not bad:
+            return
+        what = "negative" if bad[0] < 0 else "past the int64 limit"
+        ctx.conflict("op", f"output {name!r} would have dim {bad[0]}, {what}", "dims from 0 to 2**63-1", tensor=name)
+        info.shape = tuple(fresh_symbol() if type(d) is int and not 0 <= d <= INT64_MAX else d for d in info.shape)
+        info.value = None
+        info.const = None
+
+    @staticmethod
+    def _tensor_attributes_ok(ctx: NodeContext) -> bool:
+        """A TENSOR attribute whose raw bytes do not fit its dims and type (a 3-byte FLOAT) is an op conflict."""
+        for attr in ctx.node.attribute:
+            if attr.type != onnx.AttributeProto.TENSOR:
+                continue
+            t = attr.t
+            if not t.HasField("raw_data") or t.data_location == onnx.TensorProto.EXTERNAL:
+                continue
+            need = tensor_nbytes(t)
+            if need is not None and (any(d < 0 for d in t.dims) or len(t.raw_data) != need):
+                dtype = onnx.TensorProto.DataType.Name(t.data_type) if t.data_type in onnx.TensorProto.DataType.values() else t.data_type
+                ctx.conflict("op", f"attribute {attr.name!r} holds {len(t.raw_data)} bytes of raw data; a {dtype} "
+                             f"tensor of dims {list(t.dims)} needs {need}", "raw data that matches the tensor's dims and type")
+                return False
+        return True
 
     def _arity_ok(self, ctx: NodeContext, domain: str, opset: int) -> bool:
         """Input and output counts within the op schema's range (onnx's checker and onnxruntime refuse the
