@@ -305,6 +305,7 @@ class AxisMap:
         self.unfollowed: dict[str, int] = {}  # op type -> count of nodes whose outputs got opaque axes
         self._consts = {t.name for t in graph.graph.initializer}
         self._after: set[str] | None = None
+        self._order: dict[int, int] | None = None
         self._before: set[str] | None = None
         self._names: dict[tuple[str, int], str] = {}
         for vi in graph.graph.input:
@@ -334,6 +335,13 @@ class AxisMap:
         if a is None:
             return "(?)"
         return "(" + ", ".join("*".join(f.text() for f in ax) if ax else "1" for ax in a) + ")"
+
+    @property
+    def order(self) -> dict[int, int]:
+        """Position of each main-graph node in topological order (by ``id``)."""
+        if self._order is None:
+            self._order = {id(n): k for k, n in enumerate(self.graph.topological_order())}
+        return self._order
 
     def root(self, s: Source) -> int:
         i = s.id
@@ -645,7 +653,7 @@ class AxisMap:
                 if p is None:
                     return False
                 continue
-            stack.extend(i for i in p.input if i)
+            stack.extend(i for i in self.graph.reads(p) if i)  # with what a subgraph reads from outside
         return True
 
     def _attr(self, node, name, default=None):
@@ -1248,7 +1256,7 @@ class AxisMap:
         for i in (5, 6):
             st = self._in(node, i)
             if st is not None and len(st) == 3:
-                self.label(st[0 if layout else 1], "batch", node)
+                self.label(st[0 if layout else 1], "state-batch", node)  # its own slot, checked against X's
         y = (x[t_ax], d_ax, x[b_ax], h_ax) if not layout else (x[b_ax], x[t_ax], d_ax, h_ax)
         yh = (d_ax, x[b_ax], h_ax) if not layout else (x[b_ax], d_ax, h_ax)
         return [y] + [yh] * (len(node.output) - 1)

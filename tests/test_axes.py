@@ -252,3 +252,25 @@ def test_a_loop_that_passes_its_condition_on_runs_every_trip():
     (rc,) = am.recurrences
     assert rc.kind == "loop" and rc.tensor == "tm" and rc.time_axis == 0
     assert am.axes("ys")[0] == am.axes("x")[1]  # the stacked steps are the input's time axis again
+
+
+# ----------------------------------------------------------------- SL204 from op evidence, no names
+
+@pytest.mark.parametrize("dims", [[4, 4, 8], ["unk__3", "unk__4", 8], ["s0", "s1", 8]], ids=["static", "unk", "s0"])
+@pytest.mark.parametrize("swapped", [True, False])
+def test_a_zero_state_sized_from_the_batch_exposes_a_batch_first_input(dims, swapped, rules):
+    # h0 = torch.zeros(1, x.size(0), H): the state's batch slot says axis 0 of x is the batch
+    nodes = [
+        helper.make_node("Shape", ["x"], ["sh"]), helper.make_node("Gather", ["sh", "zero"], ["b"], axis=0),
+        helper.make_node("Concat", ["one", "b", "hid"], ["h0s"], axis=0),
+        helper.make_node("ConstantOfShape", ["h0s"], ["h0"]),
+    ]
+    x = "x"
+    if not swapped:
+        nodes.append(helper.make_node("Transpose", ["x"], ["xt"], perm=[1, 0, 2]))
+        x = "xt"
+    nodes.append(helper.make_node("LSTM", [x, "W", "R", "", "", "h0"], ["Y"], name="rnn", hidden_size=4))
+    inits = {"zero": i64(0), "one": i64(1), "hid": i64(4), "W": w(1, 16, 8), "R": w(1, 16, 4, seed=1)}
+    m = make(nodes, [("x", dims)], ["Y"], inits)
+    got = [(d.rule, d.node) for d in check(m, rules=rules).diagnostics if d.rule == "SL204"]
+    assert got == ([("SL204", "rnn")] if swapped else [])

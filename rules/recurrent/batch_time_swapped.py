@@ -1,14 +1,18 @@
 """A batch-first tensor is fed to a time-major recurrent op (or the reverse).
 
 ## What it does
-Looks at what the axes of a recurrent op's ``X`` are (see
-``shapelint.roles``): the batch and sequence axes are traced back to graph
-inputs whose dims are named like ``batch``/``batch_size``/``N`` and
-``seq``/``seq_len``/``time``/``frames``, through embeddings, Dense layers,
-Transposes, reshapes and earlier recurrent layers.  An LSTM, GRU or RNN with
-``layout=0`` reads ``X`` as ``[seq, batch, input]``; if its axis 0 is the
-batch axis (or axis 1 the sequence axis) with no Transpose in between, the
-two are swapped.  ``layout=1`` is checked the other way round.
+An LSTM, GRU or RNN with ``layout=0`` reads ``X`` as ``[seq, batch, input]``
+(``layout=1``: ``[batch, seq, input]``), and a Scan or Loop iterates over the
+axis it scans.  The axis algebra (``shapelint.axes``) follows each axis of
+``X`` back to where its data came from, through embeddings, Dense layers,
+Transposes, reshapes and earlier layers, and collects what every other op
+says that axis is: a Conv or another recurrent layer reading it as its batch,
+a zero state sized from it (``torch.zeros(1, x.size(0), H)``) in an initial
+state's batch slot, a recurrent layer iterating over it.  Reported when the
+axis the op iterates over is the batch for another op, or the axis it takes
+as its batch is another op's time axis.  Where no other op says, the graph
+input's dim names (``batch``/``N``/``B``, ``seq``/``time``/``T``/``frames``)
+break the tie.
 
 ## Why is this bad?
 Nothing fails when both sizes are dynamic: the op runs the whole batch as
@@ -35,51 +39,94 @@ graph put ``Transpose(perm=[1, 0, 2])`` in front of the ``layout=0`` op.
 None.
 
 ## Limitations
-Only axes with evidence count: named input dims, embeddings, Conv and
-recurrent outputs.  A model whose inputs have anonymous or static dims is
-not checked (an interpretation by the op itself is never used as evidence
-against it).
+The op's own reading of its input is never evidence against it: with
+anonymous or static dims and no other op that reads the axes (an embedding
+straight into one LSTM), there is nothing to decide from and nothing is
+reported.
 """
 
 from __future__ import annotations
 
 from shapelint.dims import format_dim
-from shapelint.roles import roles_for
 from shapelint.rule import Rule, Severity
 
 
 class BatchTimeSwapped(Rule):
     __doc__ = __doc__
     code, slug, severity = "SL204", "batch-time-swapped", Severity.WARNING
-    op_types = ("LSTM", "GRU", "RNN")
+    op_types = ()
 
     def check(self, node, ctx):
-        if not node.input or not node.input[0]:
-            return
-        x = node.input[0]
-        shape = ctx.shape(x)
-        if shape is None or len(shape) != 3:
-            yield from ctx.skip("X is not a known rank-3 tensor")
-            return
-        roles = roles_for(ctx, hints=False)
-        r = roles.of(x)
-        layout = next((a.i for a in node.attribute if a.name == "layout"), 0)
-        t_ax, b_ax = (1, 0) if layout else (0, 1)
-        at, ab = r[t_ax].role, r[b_ax].role
-        if not ((at == "batch" or ab == "time") and at != "time" and ab != "batch"):
-            return
+        am = ctx.axis_map
+        for rc in am.recurrences:
+            if rc.kind not in ("op", "scan", "loop") or rc.batch_axis is None:
+                continue
+            x = rc.tensor
+            shape = ctx.shape(x)
+            xa = am.axes(x)
+            if shape is None or xa is None or len(shape) != 3:
+                yield from ctx.skip(f"{rc.describe()}: X is not a known rank-3 tensor")
+                continue
+            t_ax, b_ax = rc.time_axis, rc.batch_axis
+            at = self.says(am, xa[t_ax], "batch", rc.node)
+            ab = self.says(am, xa[b_ax], "time", rc.node)
+            if not (at or ab) or self.says(am, xa[t_ax], "time", rc.node, state=False) \
+                    or self.says(am, xa[b_ax], "batch", rc.node, state=False):
+                continue
+            yield self.finding(ctx, am, rc, shape, t_ax, b_ax, at, ab)
+
+    @staticmethod
+    def says(am, ax, role, node, state: bool = True) -> str | None:
+        """Why axis ``ax`` is ``role``: another op's slot (its name), or the dim name; None if nothing says so.
+
+        ``state``: a zero state sized from the axis counts (exporters size the default state the way the op
+        reads X, so a state that agrees with the op is no evidence for it, only one that disagrees).
+        """
+        for f in ax or ():
+            s = f.source
+            labels = am.labels(s)
+            others = [n for n in labels.get(role, []) if n is not node and not BatchTimeSwapped.later(am, n, node)]
+            if others:
+                return f"{others[0].op_type} {others[0].name or others[0].op_type!r} reads it as the {role}"
+            if state and role == "batch" and labels.get("state-batch"):
+                n = labels["state-batch"][0]
+                return f"the initial state of {n.op_type} {n.name or n.op_type!r} is sized from it as its batch"
+        for f in ax or ():
+            s = f.source
+            labels = am.labels(s)
+            foreign = [n for r in ("batch", "time") for n in labels.get(r, [])
+                       if n is not node and not BatchTimeSwapped.later(am, n, node)]
+            if not foreign and am.named(s) == role:
+                return f"its dim is named {format_dim(s.size)}"
+        return None
+
+    @staticmethod
+    def later(am, other, node) -> bool:
+        """``other`` is a recurrence that reads the data after ``node`` does: the first reader sets the layout,
+        so a later one that disagrees is the one reported, not this one."""
+        if other.op_type not in ("LSTM", "GRU", "RNN", "Scan", "Loop"):
+            return False
+        order = am.order
+        return order.get(id(other), -1) > order.get(id(node), -1)
+
+    def finding(self, ctx, am, rc, shape, t_ax, b_ax, at, ab):
+        node, x = rc.node, rc.tensor
         name = node.name or node.op_type
-        reads = "[batch, seq, input]" if layout else "[seq, batch, input]"
+        if rc.kind == "op":
+            layout = next((a.i for a in node.attribute if a.name == "layout"), 0)
+            reads = f"has layout={layout} and reads X as " + ("[batch, seq, input]" if layout else "[seq, batch, input]")
+        else:
+            layout = None
+            reads = f"iterates over axis {t_ax} of X {x!r}"
         what = []
-        if at == "batch":
-            what.append(f"axis {t_ax} ({format_dim(shape[t_ax])}) holds the batch")
-        if ab == "time":
-            what.append(f"axis {b_ax} ({format_dim(shape[b_ax])}) the sequence" if what else
-                        f"axis {b_ax} ({format_dim(shape[b_ax])}) holds the sequence")
+        if at:
+            what.append(f"axis {t_ax} ({format_dim(shape[t_ax])}) holds the batch ({at})")
+        if ab:
+            what.append(f"axis {b_ax} ({format_dim(shape[b_ax])}) holds the sequence ({ab})")
+        first = "batch" if at else "time"
         msg = (
-            f"{node.op_type} {name!r} has layout={layout} and reads X as {reads}, but X {roles.labelled(x)} is "
-            f"{'time' if layout else 'batch'}-first: {' and '.join(what)}; the sequence "
-            "positions run as separate samples and the batch as one sequence"
+            f"{node.op_type} {name!r} {reads}, but X {am.labelled(x)} is {first}-first: {' and '.join(what)}; "
+            "the sequence positions run as separate samples and the batch as one sequence"
         )
         if layout == 0:
             fix = (
@@ -87,10 +134,16 @@ class BatchTimeSwapped(Rule):
                 "lstm(x.transpose(0, 1)) and transpose the output back; Keras layers are batch-major, so in a "
                 "converted graph insert Transpose(perm=[1, 0, 2]) before X"
             )
-        else:
+        elif layout == 1:
             fix = (
                 "feed a (batch, seq, features) tensor or use a time-major op: PyTorch nn.LSTM(batch_first=False) "
                 "for a (seq, batch, features) input, or x.transpose(0, 1) first; in the graph set layout=0 "
                 "(onnxruntime rejects layout=1 anyway)"
             )
-        yield ctx.finding(node, msg, fix=fix, tensor=x)
+        else:
+            fix = (
+                "scan over the time axis: JAX jax.lax.scan(cell, h0, jnp.swapaxes(x, 0, 1)) for a (batch, time, "
+                "features) x, then swap the stacked outputs back; in the graph a Transpose(perm=[1, 0, 2]) before "
+                "the Scan/Loop input"
+            )
+        return ctx.finding(node, msg, fix=fix, tensor=x)
