@@ -576,8 +576,9 @@ class AxisMap:
                     self._origin[(o, k)] = self._origin[(src, j)]
 
     def _propagate_step(self, node) -> None:
-        """A per-frame op on one step (its other operands weights) gives that same step; an op that joins
-        step t with what was computed from earlier steps of the same axis (a carried state) gives step t."""
+        """An op on one step (whatever its other operands: weights, a state, a whole tensor) gives that same
+        step; one that joins step t with what was computed from earlier steps of the same axis (a carried
+        state) gives step t; steps of two different axes give none."""
         if not node.output or not node.output[0] or node.output[0] in self._steps:
             return
         if node.op_type in ("Concat", "Shape", "Size"):
@@ -600,8 +601,7 @@ class AxisMap:
                         step = st
                     continue
                 step = st
-            elif not self.is_weight(t):
-                return
+            # any other operand (a weight, a state input, a whole tensor) leaves this step's identity alone
         if step is not None:
             for o in node.output:
                 if o:
@@ -1411,12 +1411,16 @@ class AxisMap:
         by_axis: dict[tuple, dict[int, str]] = {}
         for t, (factors, i, k, src) in self._steps.items():
             p = self.graph.producer(t)
-            if p is None or p.op_type not in ("Gather", "Slice", "Split") or not p.input or p.input[0] != src \
-                    or not factors:
+            if p is None or p.op_type not in ("Gather", "Slice", "Split") or not p.input or p.input[0] != src:
                 continue
             by_axis.setdefault((src, k), {}).setdefault(i, t)
         for (src, k), steps in by_axis.items():
-            if len(steps) < 2 or 0 not in steps or 1 not in steps:
+            if len(steps) == 1 and 0 in steps and self.axis(src, k) == () and not self.is_weight(src) \
+                    and self._one_step_cell(steps[0]):
+                node = self.graph.producer(steps[0])
+                self.recurrences.append(Recurrence("unrolled", node, src, k))  # Keras's LSTM on one step
+                continue
+            if len(steps) < 2 or 0 not in steps or 1 not in steps or not self.axis(src, k):
                 continue
             if self.is_weight(src):
                 continue
@@ -1428,6 +1432,28 @@ class AxisMap:
             node = self.graph.producer(steps[0])
             self.label(ax, "time", node)
             self.recurrences.append(Recurrence("unrolled", node, src, k))
+
+    def _one_step_cell(self, step: str, depth: int = 6) -> bool:
+        """The only step joins a state times a recurrent weight (``x_t W + h_0 R``): an unrolled cell of length 1."""
+        from_step, frontier = {step}, [step]
+        for _ in range(depth):
+            nxt = []
+            for t in frontier:
+                for c in self.graph.consumers(t):
+                    if c.op_type in ("Add", "Sum") and len(c.input) >= 2:
+                        for other in c.input:
+                            if other in from_step:
+                                continue
+                            p = self.graph.producer(other)
+                            if p is not None and p.op_type in ("MatMul", "Gemm") and len(p.input) >= 2 \
+                                    and self.is_weight(p.input[1]) and p.input[0] not in from_step:
+                                return True
+                    for o in c.output:
+                        if o and o not in from_step:
+                            from_step.add(o)
+                            nxt.append(o)
+            frontier = nxt
+        return False
 
     def _step_feeds(self, first: str, second: str, budget: int = 4000) -> bool:
         """Does what step 0 computes flow into what step 1 computes (a state carried between steps)?"""

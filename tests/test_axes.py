@@ -274,3 +274,91 @@ def test_a_zero_state_sized_from_the_batch_exposes_a_batch_first_input(dims, swa
     m = make(nodes, [("x", dims)], ["Y"], inits)
     got = [(d.rule, d.node) for d in check(m, rules=rules).diagnostics if d.rule == "SL204"]
     assert got == ([("SL204", "rnn")] if swapped else [])
+
+
+# ----------------------------------------------------------------- recurrence forms (ported from the roles tests)
+
+def unrolled(recurrent: bool, steps: int = 3):
+    """A tanh RNN unrolled over axis 0 of x (T, d, 4), or per-step layers with no state."""
+    nodes, inits = [], {"W": w(4, 8), "R": w(8, 8)}
+    h = "h0"
+    for t in range(steps):
+        inits[f"i{t}"] = np.array(t, np.int64)
+        nodes += [helper.make_node("Gather", ["x", f"i{t}"], [f"x{t}"], axis=0),
+                  helper.make_node("MatMul", [f"x{t}", "W"], [f"p{t}"])]
+        if recurrent:
+            nodes += [helper.make_node("MatMul", [h, "R"], [f"q{t}"]),
+                      helper.make_node("Add", [f"p{t}", f"q{t}"], [f"a{t}"]),
+                      helper.make_node("Tanh", [f"a{t}"], [f"h{t + 1}"])]
+        else:
+            nodes.append(helper.make_node("Tanh", [f"p{t}"], [f"h{t + 1}"]))
+        h = f"h{t + 1}"
+    outs = [h] if recurrent else [f"h{t + 1}" for t in range(steps)]
+    return make(nodes, [("x", [steps, "d", 4]), ("h0", ["d", 8])], outs, inits)
+
+
+@pytest.mark.parametrize("steps", [1, 3])
+def test_an_unrolled_cell_is_a_recurrence_over_the_axis_it_reads_step_by_step(steps):
+    am = axes_of(unrolled(True, steps))
+    (rc,) = am.recurrences
+    assert (rc.kind, rc.tensor, rc.time_axis) == ("unrolled", "x", 0)
+    if steps > 1:
+        assert am.has_label(am.axis("x", 0)[0].source, "time")
+
+
+@pytest.mark.parametrize("steps", [1, 3])
+def test_per_step_layers_without_state_are_not_a_recurrence(steps):
+    assert axes_of(unrolled(False, steps)).recurrences == []
+
+
+def test_per_step_results_stacked_back_are_the_time_axis_again():
+    m = unrolled(True, steps=3)
+    for t in (1, 2, 3):
+        m.graph.node.append(helper.make_node("Unsqueeze", [f"h{t}", "zero"], [f"u{t}"]))
+    m.graph.node.append(helper.make_node("Concat", ["u1", "u2", "u3"], ["stack"], axis=0))
+    m.graph.initializer.append(numpy_helper.from_array(i64(0), "zero"))
+    m.graph.output.append(helper.make_tensor_value_info("stack", F, None))
+    am = axes_of(m)
+    assert am.axes("stack")[0] == am.axes("x")[0]
+
+
+def test_gathering_both_directions_final_states_is_not_a_recurrence():
+    nodes = [
+        helper.make_node("Transpose", ["x"], ["xt"], perm=[1, 0, 2]),
+        helper.make_node("LSTM", ["xt", "W2", "R2"], ["Y", "hn"], hidden_size=8, direction="bidirectional"),
+        helper.make_node("Gather", ["hn", "m2"], ["fw"], axis=0),
+        helper.make_node("Gather", ["hn", "m1"], ["bw"], axis=0),
+        helper.make_node("Concat", ["fw", "bw"], ["cat"], axis=1),
+        helper.make_node("Tanh", ["cat"], ["y"]),
+    ]
+    inits = {"W2": w(2, 32, 6), "R2": w(2, 32, 8, seed=1), "m2": np.array(-2, np.int64), "m1": np.array(-1, np.int64)}
+    am = axes_of(make(nodes, [("x", ["batch", "seq", 6])], ["y"], inits))
+    assert [rc.kind for rc in am.recurrences] == ["op"]
+
+
+def test_a_group_norm_reshape_round_trip_gives_the_channels_back_whole():
+    nodes = [
+        helper.make_node("Conv", ["x", "k"], ["f"], pads=[1, 1, 1, 1], strides=[2, 2]),  # (batch, 6, 4, 4)
+        helper.make_node("Reshape", ["f", "g"], ["grouped"]),  # (batch, 2, 48)
+        helper.make_node("InstanceNormalization", ["grouped", "sc", "bi"], ["normed"]),
+        helper.make_node("Reshape", ["normed", "back"], ["y"]),  # (batch, 6, 4, 4)
+    ]
+    inits = {"k": w(6, 3, 3, 3), "g": i64(0, 2, -1), "sc": w(2), "bi": w(2), "back": i64(0, 6, 4, 4)}
+    am = axes_of(make(nodes, [("x", ["batch", 3, 8, 8])], ["y"], inits))
+    assert am.axes("y") == am.axes("f") and not am.scrambles
+
+
+def test_the_analysis_is_linear_in_the_graph():
+    import time
+
+    n = 3000
+    nodes = [helper.make_node("Relu" if k % 2 else "Transpose", [f"t{k}"], [f"t{k + 1}"],
+                              **({} if k % 2 else {"perm": [1, 0, 2]})) for k in range(n)]
+    nodes.append(helper.make_node("LSTM", [f"t{n}", "W", "R"], ["Y"], hidden_size=4))
+    m = make(nodes, [("t0", ["batch", "seq", 6])], ["Y"], {"W": w(1, 16, 6), "R": w(1, 16, 4, seed=1)})
+    mg = ModelGraph.from_model(m)
+    table = infer(mg)
+    start = time.perf_counter()
+    am = analyse(mg, table)
+    assert time.perf_counter() - start < 5
+    assert am.axes(f"t{n}") == am.axes("t0")

@@ -582,3 +582,15 @@ def test_load_model_refuses_a_scan_with_more_scan_inputs_than_inputs(tmp_path):
                        [_vi("y", None)]), tmp_path)
     with pytest.raises(LoadError, match="num_scan_inputs"):
         load_model(path)
+
+
+def test_a_string_index_after_an_lstm_is_no_rule_crash():
+    """gather_string_index_after_lstm: a Gather whose index is a STRING constant 'abc' after an LSTM."""
+    w = helper.make_tensor("W", TensorProto.FLOAT, [1, 16, 3], [0.1] * 48)
+    r = helper.make_tensor("R", TensorProto.FLOAT, [1, 16, 4], [0.1] * 64)
+    idx = helper.make_tensor("idx", TensorProto.STRING, [], [b"abc"])
+    nodes = [helper.make_node("LSTM", ["x", "W", "R"], ["Y"], name="/lstm/LSTM", hidden_size=4),
+             helper.make_node("Gather", ["Y", "idx"], ["y"], name="/Gather", axis=0)]
+    report = check(_model(nodes, [_vi("x", ["seq", "batch", 3])], [_vi("y", None)], [w, r, idx]))
+    assert report.error is None
+    assert not [d for d in report.diagnostics if "internal error" in d.message], report.diagnostics

@@ -10,10 +10,16 @@ per-frame axes (``(B, T, C, H, W) -> (B, T*C*H*W)``, or ``(B, T, F) ->
 * the channels of a per-frame CNN: ``(B, T, C, H, W) -> (B, T*C, H, W)``
   then a Conv whose output goes on to the recurrent layer.
 
-Which axis is time comes from the graph input's dim names (``time``,
-``seq_len``, ``frames``, ...) or from a recurrent layer that reads it (see
-``shapelint.roles``).  The finding is anchored on the reshape that merged
-time.
+What was merged comes from the axis algebra (``shapelint.axes``): the
+merged axis holds the factors of the axes it was made of.  Reported when it
+holds a time axis (one a recurrent layer iterates over, or, where no op
+says, a graph-input dim named like ``time``/``frames``) beside other axes,
+or axes 1 and 2 of a clip input ``(B, T, C, H, W)`` stacked as a Conv's
+channels; or, for a recurrent layer that runs a single step, when the features it reads
+were made (through per-step layers and Dense weights) from a merge of two or
+more of the sample's own input axes, not of a conv map's channels and
+positions: with static or anonymous dims the one-step recurrence is the
+evidence.  The finding is anchored on the reshape that merged time.
 
 ## Why is this bad?
 The model runs, but the LSTM sees one step holding every frame (or a CNN
@@ -43,20 +49,22 @@ then ``LSTM``.
 None.
 
 ## Limitations
-Needs a time axis with evidence (a named input dim or a recurrent layer
-reading it).  Merging time into features with no recurrent layer after it
-(a classifier head over a whole clip) is legitimate and not reported; nor is
-a merged vector repeated over a new sequence (``RepeatVector``).
+Merging time into features with no recurrent layer after it (a classifier
+head over a whole clip) is legitimate and not reported; nor is a merged
+vector repeated over a new sequence (``RepeatVector``), nor a conv map
+flattened per image into a one-step recurrence (image captioning).
 """
 
 from __future__ import annotations
 
 from shapelint.dims import format_dim, format_shape, product
-from shapelint.roles import recurrences_for, roles_for
 from shapelint.rule import Rule, Severity
 
 CONVS = ("Conv", "ConvTranspose", "ConvInteger", "QLinearConv")
 MERGERS = ("Reshape", "Flatten")
+# per-step ops a one-step sequence's features may pass through after the merge
+PASS = frozenset("Identity Cast Relu Tanh Sigmoid LeakyRelu Elu Selu Gelu Softplus Dropout Add Sub Mul Div "
+                 "Unsqueeze Squeeze Reshape Flatten Transpose MatMul Gemm LayerNormalization BatchNormalization".split())
 
 
 class TimeMergedIntoFeatures(Rule):
@@ -65,79 +73,99 @@ class TimeMergedIntoFeatures(Rule):
     op_types = ()
 
     def check(self, node, ctx):
-        if not recurrences_for(ctx):
+        am = ctx.axis_map
+        if not am.recurrences:
             return  # both findings need a recurrent layer downstream of the merge
-        roles = roles_for(ctx)
         reported = set()
         for n in ctx.graph.nodes:
             if n.op_type not in CONVS or not n.input or not n.output:
                 continue
-            a = roles.axis(n.input[0], 1)
-            if not a.merges_time_into_features or not roles.reaches_recurrence(n.output[0]):
+            ax = am.axis(n.input[0], 1)
+            if not (self.has_time(am, ax) or self.clip_frames(am, ax, n)) or not am.reaches_recurrence(n.output[0]):
                 continue
-            merger = self.culprit(a, roles, ctx)
-            if merger is not None and id(merger) not in reported:
+            merger = am.origin(n.input[0], 1)
+            if merger is not None and merger.op_type in MERGERS and id(merger) not in reported:
                 reported.add(id(merger))
                 how = (f"{n.op_type} {n.name or n.op_type!r} then reads the frames as input channels and blends "
                        "them before the recurrent layer")
-                yield self.finding(ctx, roles, merger, how)
-        for rc in roles.recurrences:
-            shape = ctx.shape(rc.tensor)
-            if shape is None or not 0 <= rc.time_axis < len(shape) or shape[rc.time_axis] != 1:
+                yield self.finding(ctx, am, merger, how)
+        for rc in am.recurrences:
+            if am.axis(rc.tensor, rc.time_axis) != ():
                 continue
-            for merger in self.mergers_upstream(rc.tensor, roles, ctx):
+            for merger, k in self.mergers_upstream(rc.tensor, am, ctx):
                 if id(merger) not in reported:
                     reported.add(id(merger))
-                    how = (f"{rc.describe()} then runs a single step: it reads {roles.labelled(rc.tensor)}, whose "
+                    how = (f"{rc.describe()} then runs a single step: it reads {am.labelled(rc.tensor)}, whose "
                            f"time axis {rc.time_axis} is 1 long")
-                    yield self.finding(ctx, roles, merger, how)
+                    yield self.finding(ctx, am, merger, how, k)
 
-    def mergers_upstream(self, tensor, roles, ctx, limit: int = 512):
-        """Reshapes that merged time into features, upstream of ``tensor``."""
+    @staticmethod
+    def has_time(am, ax) -> bool:
+        """A merged axis holding a time axis beside other axes."""
+        srcs = am.sources_of(ax)
+        if any(am.is_(s, "batch") or am.has_label(s, "sample") or am.has_label(s, "folded-batch") for s in srcs):
+            return False  # time folded into the batch: SL302's finding
+        return len(srcs) >= 2 and any(am.is_(s, "time") for s in srcs) and not all(am.is_(s, "time") for s in srcs)
+
+    @staticmethod
+    def sample_merge(am, ax, reader=None) -> bool:
+        """Two or more whole input axes of the sample merged (not a conv map's channels and positions).
+
+        ``reader``: the op that reads the merged axis; what it says of the axis is not evidence."""
+        if not ax or len(ax) < 2 or not all(f.whole for f in ax):
+            return False
+        srcs = am.sources_of(ax)
+        if any(am.is_(s, "batch") or am.has_label(s, "sample") or am.has_label(s, "folded-batch") for s in srcs):
+            return False
+        def said(s, role):
+            return any(n is not reader for n in am.labels(s).get(role, []))
+
+        return len(srcs) >= 2 and all(s.kind == "input" and not said(s, "spatial") and not said(s, "channel")
+                                      for s in srcs)
+
+    @classmethod
+    def clip_frames(cls, am, ax, reader) -> bool:
+        """Axis 1 of a clip ``(B, T, C, H, W)`` (a rank-5 input) merged with its colour planes into channels."""
+        if not cls.sample_merge(am, ax, reader):
+            return False
+        srcs = am.sources_of(ax)
+        rank = {len(am.table.shape(s.tensor) or ()) for s in srcs}
+        return rank == {5} and len({s.tensor for s in srcs}) == 1 and any(s.axis == 1 for s in srcs)
+
+    def mergers_upstream(self, tensor, am, ctx, limit: int = 256):
+        """Reshapes upstream of a one-step sequence that merged time (or the sample's axes) into features."""
         found, seen, stack = [], set(), [tensor]
         while stack and len(seen) < limit:
             t = stack.pop()
-            if t in seen or roles.is_weight(t):
+            if t in seen or am.is_weight(t):
                 continue
             seen.add(t)
-            hit = next((a for a in roles.of(t) or () if a.merges_time_into_features), None)
-            if hit is not None:
-                merger = self.culprit(hit, roles, ctx)
-                if merger is not None and all(m is not merger for m in found):
-                    found.append(merger)
-                continue
+            for k, ax in enumerate(am.axes(t) or ()):
+                if self.has_time(am, ax) or self.sample_merge(am, ax):
+                    merger = am.origin(t, k)
+                    if merger is not None and merger.op_type in MERGERS and all(m is not merger for m, _ in found):
+                        found.append((merger, k))
             p = ctx.producer(t)
-            if p is not None and p.op_type not in ("Shape", "Size"):
+            if p is not None and p.op_type in PASS:
                 stack.extend(i for i in p.input if i)
         return found
 
-    def culprit(self, role, roles, ctx, depth: int = 16):
-        """The Reshape/Flatten where time was first merged with per-frame axes."""
-        node = ctx.producer(role.origin) if role.origin else None
-        while node is not None and node.op_type in MERGERS and depth > 0:
-            earlier = next((a for a in roles.of(node.input[0]) or () if a.merges_time_into_features and a.origin), None)
-            if earlier is None:
-                return node
-            prev = ctx.producer(earlier.origin)
-            if prev is None or prev.op_type not in MERGERS:
-                return node
-            node, depth = prev, depth - 1
-        return node if node is not None and node.op_type in MERGERS else None
-
-    def finding(self, ctx, roles, merger, how):
+    def finding(self, ctx, am, merger, how, axis=None):
         src, out = merger.input[0], merger.output[0]
-        axis = next((k for k, a in enumerate(roles.of(out) or ()) if a.merges_time_into_features), None)
+        oa = am.axes(out) or ()
+        if axis is None:
+            axis = next((k for k, ax in enumerate(oa) if self.has_time(am, ax)), None)
         where = "one axis packs the time steps with each step's values"
-        if axis is not None:
-            a = roles.axis(out, axis)
+        if axis is not None and axis < len(oa):
+            ax = oa[axis]
             where = f"axis {axis} packs the time steps with each step's values"
-            if len(a.sizes) == len(a.parts) and a.sizes[0] is not None and a.parts[0] == "time":
-                rest = product(a.sizes[1:])
-                if rest is not None:
-                    where = (f"axis {axis} packs the {format_dim(a.sizes[0])} time steps with {format_dim(rest)} "
+            if ax and len(ax) >= 2:
+                first, rest = ax[0].size, product([f.size for f in ax[1:]])
+                if first is not None and rest is not None:
+                    where = (f"axis {axis} packs the {format_dim(first)} time steps with {format_dim(rest)} "
                              "values per step")
         msg = (
-            f"{merger.op_type} merges the time axis into the features: {roles.labelled(src)} becomes "
+            f"{merger.op_type} merges the time axis into the features: {am.labelled(src)} becomes "
             f"{format_shape(ctx.shape(out))}, whose {where}; {how}"
         )
         fix = (
