@@ -138,9 +138,9 @@ class PerFrameOpMixesFrames(Rule):
         makes_steps = bool(made) and all(f.whole for f in made) and any(
             f.source.node is node and am.has_label(f.source, "time") for f in made) and any(
             am.has_label(s, "feature") and id(s) in rows for s in am.sources)
-        if not self.time(am, xa[axis], node) and not makes_steps:
-            return
-        if makes_steps and not self.time(am, xa[axis], node):
+        if not self.only_time(am, xa[axis], node) and not makes_steps:
+            return  # (a Flatten of every step into a fixed-length head contracts time with the features)
+        if makes_steps and not self.only_time(am, xa[axis], node):
             effect = ("a recurrent layer then iterates over its output as the time axis, so each of its 'steps' "
                       "is a blend of the input steps")
         elif am.after_recurrence(x):
@@ -148,7 +148,7 @@ class PerFrameOpMixesFrames(Rule):
                       f"only works for sequences of exactly {format_dim(shape[axis])} steps")
         else:
             effect = "it mixes the steps that the recurrent layer after it should see one by one"
-        what = "the time axis" if not makes_steps or self.time(am, xa[axis], node) else "where the steps are"
+        what = "the time axis" if not makes_steps or self.only_time(am, xa[axis], node) else "where the steps are"
         msg = (
             f"{node.op_type} applies a Dense weight across axis {axis} of {am.labelled(x)}, {what} "
             f"({format_dim(shape[axis])} steps): {effect}"
@@ -163,7 +163,9 @@ class PerFrameOpMixesFrames(Rule):
         op = node.op_type
         rank = len(shape)
         if op == "BatchNormalization":
-            if rank < 3 or not self.time(am, xa[1], node):
+            # one statistic per step position: the channel axis is time alone (Keras 2 runs a per-step
+            # LayerNorm as a BatchNorm whose channels are every batch*time row: that is per sample)
+            if rank < 3 or not self.only_time(am, xa[1], node):
                 return
             axes, what = (1,), "one mean and variance per step position, pooled over the batch"
         else:
@@ -200,6 +202,11 @@ class PerFrameOpMixesFrames(Rule):
             return False
         return any(c.op_type == "Sub" and len(c.input) == 2 and c.input[1] == node.output[0]
                    and c.input[0] == node.input[0] for c in ctx.consumers(node.output[0]))
+
+    @classmethod
+    def only_time(cls, am, ax, node) -> bool:
+        """The axis is time and nothing else (not a fold, not time merged with the features)."""
+        return len(am.sources_of(ax)) == 1 and cls.time(am, ax, node)
 
     @staticmethod
     def time(am, ax, node) -> bool:
