@@ -81,6 +81,10 @@ GLOBAL_POOLS = ("GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool")
 CONVS = ("Conv", "ConvTranspose", "ConvInteger", "QLinearConv")
 REDUCTIONS = ("ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
               "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare")
+_COMBINE = frozenset("Mul MatMul Einsum Div Sub Add Where".split())
+_PASS = frozenset("Identity Dropout Cast Relu Tanh Sigmoid LeakyRelu Elu Selu Gelu Softplus Neg Abs Exp Log Sqrt "
+                  "Reciprocal Erf Add Sub Mul Div Pow Max Min Mean Sum Unsqueeze Squeeze Transpose Reshape Expand "
+                  "Softmax".split())
 _MAX_FACTORS = 64  # a tensor axis with more factors than this is opaque (bounded work on hostile graphs)
 
 
@@ -306,6 +310,8 @@ class AxisMap:
         self._consts = {t.name for t in graph.graph.initializer}
         self._after: set[str] | None = None
         self._order: dict[int, int] | None = None
+        self._body_sources: set[int] = set()  # ids of sources a recurrence's cell computes (Scan/Loop body, unrolled)
+        self._restacks: list[tuple[str, int, tuple]] = []  # (tensor, axis, factors) where steps were stacked back
         self._before: set[str] | None = None
         self._names: dict[tuple[str, int], str] = {}
         for vi in graph.graph.input:
@@ -375,6 +381,56 @@ class AxisMap:
 
     def has_role(self, ax: Axis | None, role: str, *, by_name: bool = True) -> bool:
         return any(self.is_(f.source, role, by_name=by_name) for f in ax or ())
+
+    # -- per-step outputs of recurrences
+    def time_axes(self, tensor: str) -> list[int]:
+        """Axes of ``tensor`` holding a factor that a recurrence iterates over (op evidence only)."""
+        return [k for k, ax in enumerate(self.axes(tensor) or ())
+                if ax and any(self.has_label(f.source, "time") for f in ax)]
+
+    def projected_axes(self, tensor: str) -> list[int]:
+        """Axes of ``tensor`` made by a Dense (MatMul/Gemm against a weight) applied after a recurrence."""
+        out = []
+        for k, ax in enumerate(self.axes(tensor) or ()):
+            for f in ax or ():
+                s = f.source
+                if s.kind == "feature" and s.node is not None and s.node.op_type in ("MatMul", "Gemm") \
+                        and s.node.input and self.after_recurrence(s.node.input[0]):
+                    out.append(k)
+                    break
+        return out
+
+    def recurrent_features(self, tensor: str) -> list[int]:
+        """Axes of ``tensor`` that are exactly a recurrence's hidden units (an LSTM/GRU/RNN's, or what a Scan or
+        Loop body's cell computes), or a Dense projection of them made after the recurrence."""
+        out = []
+        proj = set(self.projected_axes(tensor))
+        for k, ax in enumerate(self.axes(tensor) or ()):
+            srcs = self.sources_of(ax)
+            if len(srcs) != 1:
+                continue
+            s = srcs[0]
+            if k in proj or s.kind == "hidden" or (s.id in self._body_sources and s.kind in ("feature", "part")):
+                out.append(k)
+        return out
+
+    def weights_the_sequence(self, tensor: str, depth: int = 6) -> bool:
+        """``tensor`` is combined back with a tensor that still has a time axis (attention weights multiplied
+        with the states, a mean subtracted from what it was taken over): a step of a larger computation."""
+        down, frontier = {tensor}, [(tensor, 0)]
+        while frontier:
+            t, d = frontier.pop()
+            for c in self.graph.consumers(t):
+                if c.op_type in _COMBINE:
+                    for other in c.input:
+                        if other and other not in down and self.time_axes(other):
+                            return True
+                if d < depth and c.op_type in _PASS | _COMBINE:
+                    for o in c.output:
+                        if o and o not in down:
+                            down.add(o)
+                            frontier.append((o, d + 1))
+        return False
 
     # -- where a tensor sits relative to the recurrences
     def after_recurrence(self, tensor: str) -> bool:
@@ -989,6 +1045,7 @@ class AxisMap:
                     and first and _eq(product([f.size for f in first]), out_shape[axis]):
                 out = list(ins[0][1])
                 out[axis] = first
+                self._restacks.append((node.output[0], axis, first))
                 for _, a in ins[1:]:
                     for k in range(len(out)):
                         if k != axis:
@@ -1299,7 +1356,9 @@ class AxisMap:
             self._axes[body.input[i].name] = x[:ax] + x[ax + 1:]
         for i in range(n_state):
             self._axes[body.input[i].name] = self._in(node, i)
+        first = len(self.sources)
         self._walk(body.node)
+        self._body_sources.update(range(first, len(self.sources)))
         outs = []
         out_axes = list(self._attr(node, "scan_output_axes", None) or [])
         for k, o in enumerate(node.output):
@@ -1345,7 +1404,9 @@ class AxisMap:
                     rc = _scanned("loop", node, t, k, len(axes))
                     self.recurrences.append(rc)
                     self._label_scanned(rc, axes, node)
+        first = len(self.sources)
         self._walk(body.node)
+        self._body_sources.update(range(first, len(self.sources)))
         outs = []
         for k, o in enumerate(node.output):
             b = self._axes.get(body.output[k + 1].name) if k + 1 < len(body.output) else None
@@ -1432,6 +1493,11 @@ class AxisMap:
             node = self.graph.producer(steps[0])
             self.label(ax, "time", node)
             self.recurrences.append(Recurrence("unrolled", node, src, k))
+            for t, j, factors in self._restacks:  # the states stacked back: their features are the cell's
+                if factors == ax:
+                    stacked = self.axes(t) or ()
+                    if stacked and j != len(stacked) - 1:
+                        self._body_sources.update(f.source.id for f in stacked[-1] or ())
 
     def _one_step_cell(self, step: str, depth: int = 6) -> bool:
         """The only step joins a state times a recurrent weight (``x_t W + h_0 R``): an unrolled cell of length 1."""

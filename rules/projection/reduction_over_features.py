@@ -44,19 +44,10 @@ from shapelint.dims import format_shape
 from shapelint.rule import Fix, Rule, Severity
 
 from ._edit import Editor, keeps_shapes_consistent
-from ._lstm_axes import (
-    FEATURE,
-    HIDDEN,
-    TIME,
-    TRACKING_LIMITS,
-    _Walker,
-    analyse,
-    describe_axes,
-    reduce_axes,
-    weights_the_sequence,
-)
+from ._tracking import TRACKING_LIMITS, describe, source_of
 
 OPS = ("ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin")
+POOLS = ("GlobalAveragePool", "GlobalMaxPool")  # tf2onnx writes reduce_mean(x, -1) as Transpose + GlobalAveragePool
 
 
 class ReductionOverFeatures(Rule):
@@ -65,53 +56,55 @@ class ReductionOverFeatures(Rule):
     op_types = ()
 
     def check(self, node, ctx):
-        an = analyse(ctx)
-        if not an.sources:
+        am = ctx.axis_map
+        if not am.recurrences:
             return
-        walker = _Walker(ctx)
-        for n in ctx.graph.topological_order():
-            if n.op_type not in OPS or not n.input:
+        for use in am.uses:
+            n = use.node
+            if use.what not in ("reduce", "pool") or n.op_type not in OPS + POOLS:
                 continue
-            r = an.get(n.input[0])
-            if r is None:
+            x = ctx.shape(use.tensor)
+            xa = am.axes(use.tensor)
+            if x is None or xa is None or len(x) != len(xa):
                 continue
-            x = an.shape(n.input[0])
-            if x is None or len(x) != r.rank:
-                ctx.skip(f"{n.name}: input shape unknown")
+            if not am.after_recurrence(use.tensor):
                 continue
-            axes = reduce_axes(n, r.rank, walker)
-            t = r.find(TIME)
-            if not axes or t is None or t in axes or _one(x[t]):
+            times = am.time_axes(use.tensor)
+            axes = set(use.axes)
+            if len(times) != 1 or not axes:
                 continue
-            feats = [k for k in axes if not _one(x[k]) and self.is_feature(r, k)]
+            t = times[0]
+            if t in axes or _one(x[t]):
+                continue
+            rf = set(am.recurrent_features(use.tensor))
+            feats = [k for k in sorted(axes) if not _one(x[k]) and k in rf]
             if not feats or any(k not in feats and not _one(x[k]) for k in axes):
                 continue
-            if weights_the_sequence(n.output[0], an, ctx):
+            if am.weights_the_sequence(n.output[0]):
                 continue
-            yield self.finding(n, r, x, sorted(axes), feats, t, an, ctx)
+            yield self.finding(n, am, use.tensor, x, sorted(axes), feats, t, ctx)
 
-    @staticmethod
-    def is_feature(r, k) -> bool:
-        role = r.axes[k].role
-        return (role == HIDDEN and r.pure) or role == FEATURE
-
-    def finding(self, n, r, x, axes, feats, t, an, ctx):
+    def finding(self, n, am, src, x, axes, feats, t, ctx):
         name = n.name or n.output[0]
-        desc = describe_axes(r, x)
-        what = "hidden units" if r.axes[feats[0]].role == HIDDEN else "projected features (classes)"
-        msg = (f"{n.op_type} {name!r} reduces axis {', '.join(map(str, feats))} of the output of {r.source.label()} {desc}, "
-               f"the {what}, and keeps time (axis {t}): the result {format_shape(an.shape(n.output[0]))} has one value "
-               "per step instead of one vector per sequence")
+        desc = describe(am, src)
+        proj = feats[0] in am.projected_axes(src)
+        what = "projected features (classes)" if proj else "hidden units"
+        msg = (f"{n.op_type} {name!r} reduces axis {', '.join(map(str, feats))} of the output of "
+               f"{source_of(am, src, t)} {desc}, the {what}, and keeps time (axis {t}): the result "
+               f"{format_shape(ctx.shape(n.output[0]))} has one value per step instead of one vector per sequence")
         batch_first = t == 1
-        fix = (f"pool over time: PyTorch out.{_torch(n.op_type)}(dim={t}) ({'batch_first' if batch_first else 'time-major'}); "
+        op = n.op_type if n.op_type in OPS else ("ReduceMean" if n.op_type == "GlobalAveragePool" else "ReduceMax")
+        fix = (f"pool over time: PyTorch out.{_torch(op)}(dim={t}) ({'batch_first' if batch_first else 'time-major'}); "
                f"Keras GlobalAveragePooling1D() / GlobalMaxPooling1D() (channels_last) or ops.mean(x, axis={t})")
-        new_axes = sorted({t} | {k for k in axes if k not in feats})
-        edit = Fix(f"reduce {name!r} over axes {new_axes} (time) instead of {axes}",
-                   lambda m, o=n.output[0], op=n.op_type, v=new_axes: _set_axes(m, o, op, v))
-        if not keeps_shapes_consistent(ctx, edit):
-            edit = None  # a layer downstream is sized by the steps: it needs resizing too
-            fix += "; then size the next layer to the pooled features (nn.Linear(hidden_size, ...); Dense infers it)"
-        return ctx.finding(n, msg, fix=fix, tensor=n.input[0], edit=edit)
+        edit = None
+        if n.op_type in OPS and src == n.input[0]:
+            new_axes = sorted({t} | {k for k in axes if k not in feats})
+            edit = Fix(f"reduce {name!r} over axes {new_axes} (time) instead of {axes}",
+                       lambda m, o=n.output[0], op=n.op_type, v=new_axes: _set_axes(m, o, op, v))
+            if not keeps_shapes_consistent(ctx, edit):
+                edit = None  # a layer downstream is sized by the steps: it needs resizing too
+                fix += "; then size the next layer to the pooled features (nn.Linear(hidden_size, ...); Dense infers it)"
+        return ctx.finding(n, msg, fix=fix, tensor=src, edit=edit)
 
 
 def _torch(op):

@@ -50,7 +50,7 @@ from shapelint.dims import format_dim
 from shapelint.rule import Fix, Rule, Severity
 
 from ._edit import Editor, keeps_shapes_consistent
-from ._lstm_axes import FEATURE, TIME, TRACKING_LIMITS, analyse, describe_axes, weights_the_sequence
+from ._tracking import TRACKING_LIMITS, describe, source_of
 
 OPS = ("Softmax", "LogSoftmax", "ArgMax", "ArgMin")
 
@@ -61,47 +61,53 @@ class SoftmaxOverTime(Rule):
     op_types = ()
 
     def check(self, node, ctx):
-        an = analyse(ctx)
-        if not an.sources:
+        am = ctx.axis_map
+        if not am.recurrences:
             return
         opset = ctx.graph.opset
         for n in ctx.graph.topological_order():
-            if n.op_type not in OPS or not n.input:
+            if n.op_type not in OPS or not n.input or not n.input[0]:
                 continue
-            r = an.get(n.input[0])
-            if r is None:
+            x = ctx.shape(n.input[0])
+            xa = am.axes(n.input[0])
+            if x is None or xa is None or len(x) != len(xa):
+                if am.after_recurrence(n.input[0]):
+                    ctx.skip(f"{n.name}: input shape unknown")
                 continue
-            x = an.shape(n.input[0])
-            if x is None or len(x) != r.rank:
-                ctx.skip(f"{n.name}: input shape unknown")
+            if not am.after_recurrence(n.input[0]):
                 continue
-            f, t = r.find(FEATURE), r.find(TIME)
-            if f is None or t is None or _one(x[f]) or _one(x[t]):
+            times, feats = am.time_axes(n.input[0]), am.projected_axes(n.input[0])
+            if len(times) != 1 or not feats:
                 continue
+            t, f = times[0], feats[-1]
+            if t == f or _one(x[f]) or _one(x[t]):
+                continue
+            rank = len(x)
             softmax = n.op_type in ("Softmax", "LogSoftmax")
             coerced = softmax and opset < 13
             axis = _attr(n, "axis", (1 if coerced else -1) if softmax else 0)
-            a = axis + r.rank if axis < 0 else axis
-            if not 0 <= a < r.rank:
+            a = axis + rank if axis < 0 else axis
+            if not 0 <= a < rank:
                 continue
-            covered = set(range(a, r.rank)) if coerced else {a}
+            covered = set(range(a, rank)) if coerced else {a}
             if t not in covered:
                 continue
-            if softmax and weights_the_sequence(n.output[0], an, ctx):
+            if softmax and am.weights_the_sequence(n.output[0]):
                 continue
-            yield self.finding(n, r, x, a, f, t, coerced, covered, opset, ctx)
+            yield self.finding(n, am, x, a, f, t, coerced, covered, opset, ctx)
 
-    def finding(self, n, r, x, a, f, t, coerced, covered, opset, ctx):
+    def finding(self, n, am, x, a, f, t, coerced, covered, opset, ctx):
         name = n.name or n.output[0]
-        desc = describe_axes(r, x)
-        src = r.source.label()
+        rank = len(x)
+        desc = describe(am, n.input[0])
+        src = source_of(am, n.input[0], t)
         if n.op_type in ("ArgMax", "ArgMin"):
             what = (f"picks, for each class, the step with the {'highest' if n.op_type == 'ArgMax' else 'lowest'} score "
                     "instead of the class of each step")
         else:
             what = "makes each class's scores sum to 1 over the steps instead of each step's over the classes"
         if coerced and len(covered) > 1:
-            where = (f"opset {opset} {n.op_type} with axis={a} flattens {desc} to 2-D and normalises axes {a}..{r.rank - 1} "
+            where = (f"opset {opset} {n.op_type} with axis={a} flattens {desc} to 2-D and normalises axes {a}..{rank - 1} "
                      f"together, time (axis {t}, the sequence of {src}) included")
         else:
             where = f"{n.op_type} over axis {a} of {desc} runs over time (the {format_dim(x[t])} steps of {src})"
@@ -109,12 +115,12 @@ class SoftmaxOverTime(Rule):
         fix = ("take it over the class axis: PyTorch logits.softmax(dim=-1), torch.log_softmax(logits, dim=-1), "
                "logits.argmax(dim=-1); Keras TimeDistributed(Dense(classes, activation=\"softmax\")) or Softmax(axis=-1)")
         edit = None
-        target = f if f != r.rank - 1 else -1
+        target = f if f != rank - 1 else -1
         if coerced:
             fix += (f"; before opset 13 {n.op_type}(axis=a) normalises axes a.. together, so keep the classes last and "
-                    f"use axis={r.rank - 1}")
-            if f == r.rank - 1:
-                target = r.rank - 1
+                    f"use axis={rank - 1}")
+            if f == rank - 1:
+                target = rank - 1
             else:
                 target = None
                 fix += " (transpose them last first)"

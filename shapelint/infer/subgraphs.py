@@ -97,7 +97,7 @@ def infer_control_flow(inf, ctx: NodeContext, opset_imports):
             init = carried[k] if k < len(carried) else TensorInfo()
             final.append(_merge(init, info) if init.shape is not None else TensorInfo(dtype=info.dtype))
         trip = values_of(ctx.input(0)) if ctx.has_input(0) else None
-        n = trip[0] if trip and isinstance(trip[0], int) and _runs_every_trip(ctx, body) else None
+        n = trip[0] if trip and trip[0] is not None and _runs_every_trip(ctx, body) else None
         for info in outs[1 + n_carried :]:
             if info.shape is None:
                 final.append(TensorInfo(dtype=info.dtype))
