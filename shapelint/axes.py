@@ -214,6 +214,7 @@ class Recurrence:
     batch_axis: int | None = None
     feature_axis: int | None = None
     output: str | None = None  # the tensor holding every step's result, when there is one
+    direction: str = "forward"  # "forward", "reverse" or "bidirectional"
 
     def describe(self) -> str:
         name = self.node.name or self.node.op_type
@@ -310,6 +311,7 @@ class AxisMap:
         self._consts = {t.name for t in graph.graph.initializer}
         self._after: set[str] | None = None
         self._order: dict[int, int] | None = None
+        self._live: set[str] | None = None
         self._body_sources: set[int] = set()  # ids of sources a recurrence's cell computes (Scan/Loop body, unrolled)
         self._restacks: list[tuple[str, int, tuple]] = []  # (tensor, axis, factors) where steps were stacked back
         self._before: set[str] | None = None
@@ -524,6 +526,24 @@ class AxisMap:
             if f.source.kind == "scramble":
                 return next((sc for sc in self.scrambles if sc.node is f.source.node and sc.tensor == f.source.tensor),
                             None)
+        return None
+
+    def step_series(self, tensor: str, axis: int) -> set[int]:
+        """Indices of the constant steps read from axis ``axis`` of ``tensor`` (by Gather/Slice/Split)."""
+        out = set()
+        for t, (factors, i, k, src) in self._steps.items():
+            if src == tensor and k == axis:
+                p = self.graph.producer(t)
+                if p is not None and p.op_type in ("Gather", "Slice", "Split") and p.input and p.input[0] == src:
+                    out.add(i)
+        return out
+
+    def recurrence_of(self, ax: Axis | None) -> Recurrence | None:
+        """The recurrence whose time axis ``ax`` is (the same factors as its X's time axis)."""
+        for rc in self.recurrences:
+            rax = self.axis(rc.tensor, rc.time_axis)
+            if rax and ax and [f.source for f in rax] == [f.source for f in ax]:
+                return rc
         return None
 
     def step(self, tensor: str):
@@ -987,19 +1007,31 @@ class AxisMap:
                 self._values[node.output[0]] = tuple(vec[int(starts.reshape(-1)[0]):int(ends.reshape(-1)[0])])
         for k in range(len(shape)):
             if _eq(shape[k], oshape[k]):
-                continue  # the whole axis (a reversal keeps the same positions, read backwards)
+                if self._reverses(node, k, len(shape)) and x[k]:
+                    # the same positions read backwards: step i is the old step n-1-i, so not the same axis
+                    out[k] = self.new("reversed", oshape[k], node.output[0], k, node, parents=[f.source for f in x[k]])
+                continue
             if oshape[k] == 1:
                 out[k] = ()
-                if starts is not None and starts.size == 1:
-                    i = int(starts.reshape(-1)[0])
-                    if i < 0 and isinstance(shape[k], int):
-                        i += shape[k]
-                    single = axes_v is None or (axes_v.size == 1)
-                    if single:
+                if starts is not None and starts.ndim == 1:
+                    axes = [int(a) % len(shape) for a in axes_v.reshape(-1)] if axes_v is not None \
+                        else list(range(starts.size))
+                    if k in axes and axes.index(k) < starts.size:
+                        i = int(starts[axes.index(k)])
+                        if i < 0 and isinstance(shape[k], int):
+                            i += shape[k]
                         self._steps[node.output[0]] = (x[k], i, k, node.input[0])
                 continue
             out[k] = self.new("part", oshape[k], node.output[0], k, node, parents=[f.source for f in x[k]])
         return [tuple(out)]
+
+    def _reverses(self, node, k: int, rank: int) -> bool:
+        steps_v = self._const(node.input[4]) if len(node.input) > 4 and node.input[4] else None
+        if steps_v is None:
+            return False
+        axes_v = self._const(node.input[3]) if len(node.input) > 3 and node.input[3] else None
+        axes = [int(a) % rank for a in axes_v.reshape(-1)] if axes_v is not None else list(range(steps_v.size))
+        return any(a == k and int(st) < 0 for a, st in zip(axes, steps_v.reshape(-1)))
 
     def _op_Split(self, node):
         x = self._in(node, 0)
@@ -1299,8 +1331,11 @@ class AxisMap:
         self.label(x[t_ax], "time", node)
         self.label(x[b_ax], "batch" if len(x[b_ax]) <= 1 else "folded-batch", node)
         self.label(x[2], "feature", node)
+        d = self._attr(node, "direction", b"forward")
+        d = d.decode() if isinstance(d, bytes) else str(d)
         self.recurrences.append(Recurrence("op", node, node.input[0], t_ax, b_ax, 2,
-                                           node.output[0] if node.output else None))
+                                           node.output[0] if node.output else None,
+                                           d if d in ("forward", "reverse", "bidirectional") else "forward"))
         ys = self.table.shape(node.output[0]) if node.output and node.output[0] else None
         dirs = 2 if self._attr(node, "direction", b"forward") in (b"bidirectional", "bidirectional") else 1
         hidden = self._attr(node, "hidden_size")
@@ -1350,6 +1385,9 @@ class AxisMap:
                 continue
             self.label(x[ax], "time", node)
             rc = _scanned("scan", node, node.input[i], ax, len(x))
+            dirs = list(self._attr(node, "scan_input_directions", None) or [])
+            if j < len(dirs) and dirs[j] == 1:
+                rc.direction = "reverse"
             self.recurrences.append(rc)
             self._label_scanned(rc, x, node)
             steps = steps or x[ax]
@@ -1486,18 +1524,29 @@ class AxisMap:
             if self.is_weight(src):
                 continue
             chain = [i for i in range(min(len(steps), 4)) if i in steps]
-            if chain != list(range(len(chain))) or not all(
-                    self._step_feeds(steps[i], steps[i + 1]) for i in range(len(chain) - 1)):
+            if chain != list(range(len(chain))):
                 continue
+            direction = "forward"
+            if not all(self._step_feeds(steps[i], steps[i + 1]) for i in range(len(chain) - 1)):
+                if not all(self._step_feeds(steps[i + 1], steps[i]) for i in range(len(chain) - 1)):
+                    continue
+                direction = "reverse"  # the last step is read first (Keras go_backwards)
             ax = self.axis(src, k)
             node = self.graph.producer(steps[0])
             self.label(ax, "time", node)
-            self.recurrences.append(Recurrence("unrolled", node, src, k))
+            self.recurrences.append(Recurrence("unrolled", node, src, k, direction=direction))
             for t, j, factors in self._restacks:  # the states stacked back: their features are the cell's
                 if factors == ax:
                     stacked = self.axes(t) or ()
                     if stacked and j != len(stacked) - 1:
                         self._body_sources.update(f.source.id for f in stacked[-1] or ())
+
+    @property
+    def live(self) -> set[str]:
+        """Tensors a graph output is computed from (dead code carries no state)."""
+        if self._live is None:
+            self._live = self._reach([o.name for o in self.graph.graph.output], forward=False)
+        return self._live
 
     def _one_step_cell(self, step: str, depth: int = 6) -> bool:
         """The only step joins a state times a recurrent weight (``x_t W + h_0 R``): an unrolled cell of length 1."""
@@ -1542,7 +1591,8 @@ class AxisMap:
             for c in self.graph.consumers(t):
                 if c.op_type in ("Concat", "ConcatFromSequence", "SequenceConstruct", "SequenceInsert"):
                     continue  # stacking the steps' results is not carrying a state
-                if c.op_type in ("Add", "Sub", "Mul", "Sum") and any(i in from_second for i in c.input):
+                if c.op_type in ("Add", "Sub", "Mul", "Sum") and any(i in from_second for i in c.input) \
+                        and any(o in self.live for o in c.output):
                     return True  # the state from step 0 joins step 1's input, element by element
                 for o in c.output:
                     if o and o not in from_second:

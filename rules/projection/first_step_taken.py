@@ -42,7 +42,7 @@ from __future__ import annotations
 from shapelint.rule import Fix, Rule, Severity
 
 from ._edit import Editor
-from ._lstm_axes import TRACKING_LIMITS, analyse, describe_axes
+from ._tracking import TRACKING_LIMITS, describe
 
 #: consumers that stack per-step results back: not where a summary leaves
 STACKERS = ("Concat", "ConcatFromSequence", "SequenceConstruct", "SequenceInsert")
@@ -55,42 +55,63 @@ class FirstStepTaken(Rule):
     op_types = ()
 
     def check(self, node, ctx):
-        an = analyse(ctx)
-        if not an.first_steps:
+        am = ctx.axis_map
+        if not am.recurrences:
             return
         outputs = {o.name for o in ctx.graph.graph.output}
-        hits: dict[str, tuple] = {}
-        for t, r in an.roles.items():
-            firsts = [s for s in r.segs if s.is_forward and s.taken_first]
-            if not firsts:
+        for n in ctx.graph.topological_order():
+            if n.op_type not in ("Gather", "Slice", "Split") or not n.input or not n.output or not n.output[0]:
                 continue
-            where = None
-            if t in outputs:
-                where = f"the model output {t!r}"
-            elif r.projected:
-                for c in ctx.consumers(t):
-                    if c.op_type not in STACKERS and not any(o in an.roles for o in c.output if o):
-                        where = f"{c.op_type} {c.name or c.output[0]!r}"
-                        break
+            st = am.step(n.output[0])
+            if st is None or st[1] != 0 or st[3] != n.input[0]:
+                continue
+            data, axis = n.input[0], st[2]
+            if not am.after_recurrence(data):
+                continue  # step 0 of the input, before any recurrence
+            rc = am.recurrence_of(st[0])
+            if rc is None or rc.direction == "reverse":
+                continue  # not a recurrence's time axis, or a backward one (its step 0 is its final state)
+            if am.step_series(data, axis) - {0}:
+                continue  # per-step layers (TimeDistributed, a stacked unrolled layer) take every step
+            bidir = rc.direction == "bidirectional"
+            if bidir and not self.has_direction(am, data):
+                continue  # the direction was picked before: which one is not followed
+            where = self.reaches(am, ctx, n.output[0], outputs)
             if where is None:
                 continue
-            for s in firsts:
-                hits.setdefault(s.step[2], (s, r, where))
-        for key, (s, r_end, where) in hits.items():
-            if key not in an.first_steps:
-                continue
-            n, r, axis = an.first_steps[key]
-            yield self.finding(n, r, axis, r_end, where, an, ctx)
+            yield self.finding(n, am, rc, data, axis, bidir, where, ctx)
 
-    def finding(self, n, r, axis, r_end, where, an, ctx):
+    @staticmethod
+    def has_direction(am, tensor) -> bool:
+        return any(f.source.kind == "direction" for ax in am.axes(tensor) or () for f in ax or ())
+
+    @staticmethod
+    def reaches(am, ctx, tensor, outputs, depth: int = 8):
+        """The model output or the classifier (a Dense) the step goes on to, before being stacked back."""
+        seen, frontier = {tensor}, [tensor]
+        for _ in range(depth):
+            nxt = []
+            for t in frontier:
+                if t in outputs:
+                    return f"the model output {t!r}"
+                for c in ctx.consumers(t):
+                    if c.op_type in STACKERS:
+                        continue
+                    if c.op_type in ("MatMul", "Gemm") and len(c.input) > 1 and am.is_weight(c.input[1]):
+                        return f"{c.op_type} {c.name or c.output[0]!r}"
+                    for o in c.output:
+                        if o and o not in seen:
+                            seen.add(o)
+                            nxt.append(o)
+            frontier = nxt
+        return None
+
+    def finding(self, n, am, rc, data, axis, bidir, where, ctx):
         name = n.name or n.output[0]
-        x = an.shape(n.input[0])
-        desc = describe_axes(r, x)
-        dirs = {s.direction for s in r.segs if s.source is not None}
-        bidir = "reverse" in dirs
-        msg = (f"{n.op_type} {name!r} takes step 0 of the time axis (axis {axis}) of the output of {r.source.label()} {desc}"
-               f"{' (its forward half)' if bidir else ''}: the forward state there has read only the first step of "
-               f"the sequence, and it reaches {where}"
+        desc = describe(am, data)
+        msg = (f"{n.op_type} {name!r} takes step 0 of the time axis (axis {axis}) of the output of {rc.describe()} "
+               f"{desc}{' (its forward half)' if bidir else ''}: the forward state there has read only the first "
+               f"step of the sequence, and it reaches {where}"
                + (" (step 0 of the backward half is its final state and is fine)" if bidir else ""))
         fix = ("take the last step: PyTorch out[:, -1, :] (batch_first; out[-1] time-major) or h_n[-1]"
                + ("; bidirectional: torch.cat([out[:, -1, :H], out[:, 0, H:]], dim=-1) or "
@@ -101,7 +122,7 @@ class FirstStepTaken(Rule):
             if n.op_type == "Gather":
                 edit = Fix(f"take step -1 instead of 0 in {name!r}", lambda m, o=n.output[0]: _gather_last(m, o))
             elif n.op_type == "Slice" and len(n.input) >= 3:
-                rank = r.rank
+                rank = len(am.axes(data) or ())
                 edit = Fix(f"slice the last step instead of the first in {name!r}",
                            lambda m, o=n.output[0], a=axis, k=rank: _slice_last(m, o, a, k))
         return ctx.finding(n, msg, fix=fix, tensor=n.output[0], edit=edit)

@@ -406,13 +406,15 @@ def _symbolic_slice(start, end, step, dim):
                 # dim - start + end, valid when positive
                 n = add(sub(dim, start), end)
                 return n if _nonneg(n) else None
+            if start == 0 and end == 1:
+                return 1  # x[:1]: min(1, dim) is 1 for any dim >= 1
             return None  # min(end, dim) - start: unknown without dim
         # symbolic end, e.g. Shape-derived: assume it lies within the dim
         if compare(end, dim).relation == Relation.EQUAL:
             return sub(dim, start)
         return None
     if step == 1 and start < 0 and isinstance(end, int) and end >= 2**31 - 1:
-        return None  # min(-start, dim)
+        return 1 if start == -1 else None  # min(-start, dim): x[-1:] is one step long
     if step == -1 and isinstance(end, int) and end <= -(2**31) and start in (-1, 2**63 - 1) or (step == -1 and start >= 2**31 - 1 and isinstance(end, int) and end <= -(2**31)):
         return dim
     return None
