@@ -1324,18 +1324,19 @@ class AxisMap:
 
     def _recurrent(self, node):
         x = self._in(node, 0)
-        if x is None or len(x) != 3:
-            return None
         layout = self._attr(node, "layout", 0)
         t_ax, b_ax = (1, 0) if layout else (0, 1)
-        self.label(x[t_ax], "time", node)
-        self.label(x[b_ax], "batch" if len(x[b_ax]) <= 1 else "folded-batch", node)
-        self.label(x[2], "feature", node)
         d = self._attr(node, "direction", b"forward")
         d = d.decode() if isinstance(d, bytes) else str(d)
+        # recorded even when X's axes are unknown: the rules then say they could not decide
         self.recurrences.append(Recurrence("op", node, node.input[0], t_ax, b_ax, 2,
                                            node.output[0] if node.output else None,
                                            d if d in ("forward", "reverse", "bidirectional") else "forward"))
+        if x is None or len(x) != 3:
+            return None
+        self.label(x[t_ax], "time", node)
+        self.label(x[b_ax], "batch" if len(x[b_ax]) <= 1 else "folded-batch", node)
+        self.label(x[2], "feature", node)
         ys = self.table.shape(node.output[0]) if node.output and node.output[0] else None
         dirs = 2 if self._attr(node, "direction", b"forward") in (b"bidirectional", "bidirectional") else 1
         hidden = self._attr(node, "hidden_size")

@@ -56,8 +56,47 @@ def check(
         mg = ModelGraph.from_model(model)
         table = infer(mg, bindings)
         chosen = select_rules(rules if rules is not None else load_rules(), select, ignore)
-        diags = run_rules(chosen, mg, table, path, options, severity_overrides, rule_options=rule_options)
-    return FileReport(path, diags, seconds=time.perf_counter() - start)
+        skipped: list = []
+        diags = run_rules(chosen, mg, table, path, options, severity_overrides, rule_options=rule_options,
+                          skipped=skipped)
+        recurrences = _recurrence_coverage(table, skipped)
+    return FileReport(path, diags, seconds=time.perf_counter() - start, skipped=skipped, recurrences=recurrences)
+
+
+def _recurrence_coverage(table, skipped: list) -> dict | None:
+    """How many recurrences the sequence rules could read whole; each one they could not is a skip.
+
+    Known only where a rule asked for the axis map (a sequence rule ran): ``None`` otherwise.
+    """
+    am = table.analyses.get("axes")
+    if am is None:
+        return None
+    undecided = 0
+    for rc in am.recurrences:
+        axes = am.axes(rc.tensor)
+        why = None
+        if axes is None:
+            why = "its input's rank is unknown"
+            t, node = rc.tensor, None
+            for _ in range(32):  # back to the op where the trail went cold
+                p = am.graph.producer(t)
+                if p is None or not p.input or am.axes(p.input[0]) is not None:
+                    node = p
+                    break
+                t = p.input[0]
+            if node is not None:
+                why += f" (from {node.op_type} {node.name or node.output[0]!r}, whose output is not followed)"
+        else:
+            blind = [k for k, ax in enumerate(axes) if any(f.source.kind == "opaque" for f in ax or ())]
+            if blind:
+                ops = sorted({f.source.node.op_type for k in blind for f in axes[k]
+                              if f.source.kind == "opaque" and f.source.node is not None})
+                why = (f"what axis {', '.join(map(str, blind))} of its input holds is unknown"
+                       + (f" ({', '.join(ops)} not followed)" if ops else ""))
+        if why is not None:
+            undecided += 1
+            skipped.append({"rule": "sequence", "reason": f"{rc.describe()}: {why}"})
+    return {"total": len(am.recurrences), "undecided": undecided}
 
 
 @contextlib.contextmanager

@@ -217,7 +217,9 @@ def check(settings: Settings, paths, fmt, select, ignore, fail_on, jobs, dims, o
         except OSError as exc:
             _fail(f"--graph {graph_dir}: cannot write the pictures: {exc.strerror or exc}")
         click.echo(f"shapelint: wrote {len(written)} picture(s) to {graph_dir} (index.html)", err=True)
-    text = render(report, fmt, rules=select_rules(rules, chosen_select, chosen_ignore), color=settings.color and not output and fmt == "text")
+    text = render(report, fmt, rules=select_rules(rules, chosen_select, chosen_ignore),
+                  color=settings.color and not output and fmt == "text",
+                  **({"verbose": settings.verbose} if fmt == "text" else {}))
     if output:
         _write_text(output, text + "\n", protect, "the report")
     elif text:

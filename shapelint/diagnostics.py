@@ -50,6 +50,10 @@ class FileReport:
     seconds: float = 0.0
     #: set by ``verify``: provider, weights, bindings run, tensors compared, notes
     runtime: dict | None = None
+    #: what a rule could not decide, and why: ``{"rule": code, "reason": text}``
+    skipped: list = field(default_factory=list)
+    #: recurrences the sequence rules looked at: ``{"total": n, "undecided": k}`` (None: no sequence rule ran)
+    recurrences: dict | None = None
 
     @property
     def status(self) -> str:
@@ -66,6 +70,8 @@ class FileReport:
             "status": self.status,
             "error": self.error,
             "diagnostics": [d.to_json() for d in self.diagnostics],
+            "skipped": list(self.skipped),
+            **({"recurrences": self.recurrences} if self.recurrences is not None else {}),
             **({"runtime": self.runtime} if self.runtime is not None else {}),
         }
 
@@ -88,6 +94,8 @@ class RunReport:
             "warnings": sum(f.count("warning") for f in self.files),
             "infos": sum(f.count("info") for f in self.files),
             "failed_files": sum(1 for f in self.files if f.error is not None),
+            "recurrences": sum((f.recurrences or {}).get("total", 0) for f in self.files),
+            "undecided_recurrences": sum((f.recurrences or {}).get("undecided", 0) for f in self.files),
         }
 
     def exit_code(self, fail_on: str = "error") -> int:

@@ -31,8 +31,11 @@ def select_rules(rules, select=None, ignore=None) -> list[type[Rule]]:
     return chosen
 
 
-def run_rules(rules: list[type[Rule]], mg: ModelGraph, table: ShapeTable, path: str = "", options: dict | None = None, severity_overrides: dict | None = None, rule_options: dict[str, dict] | None = None) -> list[Diagnostic]:
-    """Findings of ``rules``; ``ctx.options`` is ``options`` updated with ``rule_options[code]``."""
+def run_rules(rules: list[type[Rule]], mg: ModelGraph, table: ShapeTable, path: str = "", options: dict | None = None, severity_overrides: dict | None = None, rule_options: dict[str, dict] | None = None, skipped: list | None = None) -> list[Diagnostic]:
+    """Findings of ``rules``; ``ctx.options`` is ``options`` updated with ``rule_options[code]``.
+
+    ``skipped``, when given, receives what the rules could not decide (``ctx.skip``), once each.
+    """
     out: list[Diagnostic] = []
     by_op: dict[str, list[type[Rule]]] = {}
     whole: list[type[Rule]] = []
@@ -96,6 +99,7 @@ def run_rules(rules: list[type[Rule]], mg: ModelGraph, table: ShapeTable, path: 
 
     for cls in whole:
         call(cls, None)
+
     if by_op:
         for info in mg._info.values():  # main graph and subgraphs
             if not any(info.node.output):
@@ -111,4 +115,6 @@ def run_rules(rules: list[type[Rule]], mg: ModelGraph, table: ShapeTable, path: 
         if node.name:
             position.setdefault(node.name, i)
     out.sort(key=lambda d: (position.get(d.node, -1 if d.node is None else len(position)), d.rule))
+    if skipped is not None:
+        skipped.extend({"rule": code, "reason": reason} for code, reason in dict.fromkeys(ctx.skipped))
     return out

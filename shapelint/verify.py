@@ -373,6 +373,8 @@ def _baked_axis(x, target, symbols) -> tuple[str, int] | None:
     for d, t in zip(x, target):
         if isinstance(t, int) and t == -1:
             return None
+        if not isinstance(d, int) and any(u is not None and not isinstance(u, int) and u == d for u in target):
+            continue  # the dim is still in the target, elsewhere: moved (a length-1 axis swapped past it), not baked
         if (isinstance(t, int) and t == 0) or t == d:
             continue
         if isinstance(d, sympy.Symbol) and d.name in symbols and isinstance(t, int) and t > 0:
@@ -497,6 +499,8 @@ def traced_values(model: onnx.ModelProto, mg: ModelGraph, table: ShapeTable, sym
         if x is None or target is None:
             continue
         hit = _baked_axis(x, target, symbols)
+        if hit is not None and _moved(mg, table, node, hit[0]):
+            hit = None
         if hit is not None and hit[0] not in found:
             found[hit[0]] = (hit[1], f"literal {hit[1]} in the target of Reshape {node.name or '#'}")
     for vi in list(model.graph.output) + list(model.graph.value_info):
@@ -510,6 +514,24 @@ def traced_values(model: onnx.ModelProto, mg: ModelGraph, table: ShapeTable, sym
             if isinstance(d, sympy.Symbol) and d.name in symbols and dd.HasField("dim_value") and dd.dim_value > 0:
                 found.setdefault(d.name, (int(dd.dim_value), f"declared shape of {vi.name!r}"))
     return found
+
+
+def _moved(mg: ModelGraph, table: ShapeTable, node, name: str) -> bool:
+    """The input axis sized ``name`` is, whole and unmixed, an axis of the Reshape's result (the axis algebra):
+    it was moved past a length-1 axis, ``(B, 1, F) -> (1, B, F)``, not replaced by a literal."""
+    from .axes import analyse
+
+    am = table.analyses.get("axes")
+    if am is None:
+        am = table.analyses["axes"] = analyse(mg, table)
+    if any(sc.node is node for sc in am.scrambles):
+        return False
+    x, out = am.axes(node.input[0]), am.axes(node.output[0])
+    shape = table.shape(node.input[0])
+    if x is None or out is None or shape is None:
+        return False
+    mine = [x[k] for k, d in enumerate(shape) if not isinstance(d, int) and getattr(d, "name", None) == name]
+    return bool(mine) and all(ax and ax in out for ax in mine)
 
 
 def relation_values(table: ShapeTable, symbols: set[str]) -> list[tuple[str, int, str]]:

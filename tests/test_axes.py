@@ -362,3 +362,45 @@ def test_the_analysis_is_linear_in_the_graph():
     am = analyse(mg, table)
     assert time.perf_counter() - start < 5
     assert am.axes(f"t{n}") == am.axes("t0")
+
+
+# ----------------------------------------------------------------- give-ups are visible
+
+def test_a_recurrence_the_rules_cannot_read_is_said_in_json_and_in_the_summary(tmp_path):
+    import json as _json
+
+    from click.testing import CliRunner
+
+    from shapelint.cli import main
+
+    def model(custom: bool):
+        nodes = []
+        src = "x"
+        if custom:  # an op nobody knows: its output's axes cannot be followed
+            nodes.append(helper.make_node("Mystery", ["x"], ["m"], domain="acme", name="mystery"))
+            src = "m"
+        nodes += [helper.make_node("Transpose", [src], ["tm"], perm=[1, 0, 2]),
+                  helper.make_node("LSTM", ["tm", "W", "R"], ["Y"], name="rnn", hidden_size=4)]
+        m = make(nodes, [("x", ["b", "t", 4])], ["Y"], {"W": w(1, 16, 4), "R": w(1, 16, 4, seed=1)})
+        if custom:
+            m.opset_import.append(helper.make_opsetid("acme", 1))
+            vi = helper.make_tensor_value_info("m", F, ["b", "t", 4])  # the exporter declared its shape
+            m.graph.value_info.append(vi)
+        return m
+
+    paths = []
+    for custom in (True, False):
+        p = tmp_path / f"{'custom' if custom else 'plain'}.onnx"
+        onnx.save(model(custom), p)
+        paths.append(str(p))
+    res = CliRunner().invoke(main, ["check", "--isolated", "--format", "json", *paths])
+    out = _json.loads(res.stdout)
+    custom, plain = out["files"]
+    assert custom["recurrences"] == {"total": 1, "undecided": 1}
+    assert any(s["rule"] == "sequence" and "Mystery 'mystery'" in s["reason"] for s in custom["skipped"])
+    assert plain["recurrences"] == {"total": 1, "undecided": 0} and plain["skipped"] == []
+    assert out["summary"]["undecided_recurrences"] == 1 and out["summary"]["recurrences"] == 2
+    text = CliRunner().invoke(main, ["check", "--isolated", *paths]).stdout
+    assert "sequence rules undecided on 1 of 2 recurrences" in text.splitlines()[-1]
+    verbose = CliRunner().invoke(main, ["-v", "check", "--isolated", *paths]).stdout
+    assert "undecided [sequence] LSTM 'rnn'" in verbose

@@ -43,7 +43,10 @@ def test_json_output_follows_the_contract(runner):
     assert len({d["node"] for d in diags}) == 3
     for d in diags:
         assert set(d) == {"rule", "name", "severity", "node", "op_type", "tensor", "message", "fix", "source"}
-    assert data["summary"] == {"files": 2, "errors": 3, "warnings": 0}
+    # the contract's keys, then the extensions (extend only: a consumer of the contract keys keeps working)
+    assert {k: data["summary"][k] for k in ("files", "errors", "warnings")} == {"files": 2, "errors": 3, "warnings": 0}
+    assert {"infos", "failed_files", "recurrences", "undecided_recurrences"} <= set(data["summary"])
+    assert all(isinstance(f["skipped"], list) for f in data["files"])
 
 
 def test_a_bad_file_is_an_error_line_and_the_others_are_still_checked(runner, tmp_path):

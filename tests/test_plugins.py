@@ -9,7 +9,9 @@ import subprocess
 import sys
 from importlib import metadata
 
+import numpy as np
 import onnx
+import onnx.numpy_helper
 import pytest
 from click.testing import CliRunner
 
@@ -196,3 +198,38 @@ def test_plugin_tables_apply_to_every_rule_of_the_plugin_and_codes_win():
 
     cfg = parse_config({"plugins": {"shapelint-evil": {"level": 1, "x": 0}, "EVIL102": {"level": 2}}})
     assert cfg.rule_options([A, B]) == {"EVIL101": {"level": 1, "x": 0}, "EVIL102": {"level": 2, "x": 0}}
+
+
+# ---------------------------------------------------------------- the axis algebra in a team rule
+TAGGER = """
+<ir_version: 8, opset_import: ["" : 17]>
+g (float[n, t, 4] x, float[1, 16, 4] W, float[1, 16, 4] R, float[4, 3] P) => (float[a, b, 3] y) {
+    xt = Transpose <perm = [1, 0, 2]> (x)
+    Y = LSTM <hidden_size = 4> (xt, W, R)
+    one = Constant <value = int64[1] {1}> ()
+    s = Squeeze(Y, one)
+    HEAD
+}"""
+
+
+def test_the_example_plugins_time_major_rule_reads_ctx_axis_map(rules):
+    import sys
+
+    sys.path.insert(0, str(EXAMPLE / "src"))
+    try:
+        from shapelint_acme.time_major_output import TimeMajorOutput
+    finally:
+        sys.path.remove(str(EXAMPLE / "src"))
+    TimeMajorOutput.origin = "shapelint-acme 0.1.0"
+
+    def acme(head):
+        m = parse(TAGGER.replace("HEAD", head))
+        for name in ("W", "R", "P"):  # weights as initializers, so the head is a Dense
+            vi = next(i for i in m.graph.input if i.name == name)
+            dims = [d.dim_value for d in vi.type.tensor_type.shape.dim]
+            m.graph.initializer.append(onnx.numpy_helper.from_array(np.zeros(dims, np.float32), name))
+        return [(d.op_type, d.tensor) for d in check(m, rules=[TimeMajorOutput]).diagnostics if d.rule == "ACME201"]
+
+    assert acme("y = MatMul(s, P)") == [("MatMul", "y")]  # (t, n, 3): time first, whatever the dims are named
+    assert acme("""z = MatMul(s, P)
+    y = Transpose <perm = [1, 0, 2]> (z)""") == []  # (n, t, 3)

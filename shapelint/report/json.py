@@ -15,7 +15,9 @@ def to_json(report: RunReport) -> dict:
     return {
         "tool": {"name": "shapelint", "version": __version__},
         "files": [f.to_json() for f in report.files],
-        "summary": {"files": s["files"], "errors": s["errors"], "warnings": s["warnings"]},
+        "summary": {"files": s["files"], "errors": s["errors"], "warnings": s["warnings"], "infos": s["infos"],
+                    "failed_files": s["failed_files"], "recurrences": s["recurrences"],
+                    "undecided_recurrences": s["undecided_recurrences"]},
     }
 
 

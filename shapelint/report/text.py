@@ -11,7 +11,8 @@ __all__ = ["render_text"]
 _COLORS = {"error": "red", "warning": "yellow", "info": "blue"}
 
 
-def render_text(report: RunReport, color: bool = False, show_fix: bool = True, quiet: bool = False) -> str:
+def render_text(report: RunReport, color: bool = False, show_fix: bool = True, quiet: bool = False,
+                verbose: int = 0) -> str:
     style = click.style if color else (lambda s, **_: s)
     lines = []
     for f in report.files:
@@ -30,12 +31,18 @@ def render_text(report: RunReport, color: bool = False, show_fix: bool = True, q
                 lines.append(f"    runtime: {d.runtime['summary']}")
         if f.runtime:
             lines.extend(runtime_lines(f, style))
+        if verbose:
+            for sk in f.skipped:
+                lines.append(f"{style(f.path, bold=True)}: undecided [{sk['rule']}] {sk['reason']}")
     if not quiet:
         s = report.summary()
         parts = [f"{s['errors']} error{'s' if s['errors'] != 1 else ''}", f"{s['warnings']} warning{'s' if s['warnings'] != 1 else ''}"]
         if s["infos"]:
             parts.append(f"{s['infos']} info")
         tail = f", {s['failed_files']} could not be checked" if s["failed_files"] else ""
+        if s.get("undecided_recurrences"):
+            parts.append(f"sequence rules undecided on {s['undecided_recurrences']} of {s['recurrences']} "
+                         f"recurrence{'s' if s['recurrences'] != 1 else ''}" + ("" if verbose else " (-v says why)"))
         summary = f"Checked {s['files']} file{'s' if s['files'] != 1 else ''}{tail}: {', '.join(parts)} ({report.seconds:.2f}s)"
         lines.append(style(summary, bold=True))
     return "\n".join(lines)
