@@ -826,6 +826,7 @@ class AxisMap:
         in_shape, out_shape = self.table.shape(x_t), self.table.shape(out_t)
         if x is None or in_shape is None or out_shape is None or len(x) != len(in_shape):
             return None
+        out_shape = self._exact_infer_dim(node, x, in_shape, out_shape)
         out = self._regroup(node, x, out_t, out_shape)
         if out is None:
             return None
@@ -840,6 +841,24 @@ class AxisMap:
         if step is not None:
             self._steps[out_t] = step
         return [out]
+
+    def _exact_infer_dim(self, node, x, in_shape, out_shape):
+        """A Reshape's ``-1`` that inference floored (``(b*t)//6``) is the exact quotient for the cut: the
+        element count is the same on both sides, and ``b*t/6`` tells whether the cut lines up with ``t``."""
+        if node.op_type != "Reshape" or len(node.input) < 2:
+            return out_shape
+        minus = [k for k, d in enumerate(out_shape) if isinstance(d, sympy.Expr) and d.has(sympy.floor)]
+        if len(minus) != 1:
+            return out_shape
+        q = minus[0]
+        rest = product([d for k, d in enumerate(out_shape) if k != q])
+        total = product(in_shape)
+        if rest is None or total is None:
+            return out_shape
+        exact = ratio(total, rest)
+        if exact is None:
+            return out_shape
+        return tuple(_int(exact) if k == q else d for k, d in enumerate(out_shape))
 
     def _regroup(self, node, x: tuple, out_t: str, out_shape: tuple):
         """Lay ``x``'s factors out in memory order and cut them at ``out_shape``'s boundaries."""

@@ -8,7 +8,17 @@ ConstantOfShape whose constant shape froze that value.  Two patterns:
 
 * a consumer needs ``batch*32 == 128``, true only when ``batch == 4``;
 * a Reshape with a constant target turns an axis that was ``batch`` into
-  the literal 4 (the rest is absorbed by ``-1``).
+  the literal 4 (the rest is absorbed by ``-1``);
+* a Reshape puts a literal where a dynamic axis ends, so its cut lines up
+  with the axes it came from for one value only (the axis algebra,
+  ``shapelint.axes``): ``(batch*time, F) -> (-1, 6, F)`` meant to unfold the
+  frames is right only when ``time == 6``, whether the target is a constant
+  or computed (``x.size(0) // 6``).
+
+The dims may be named anything (``batch``, tf2onnx's ``unk__N``, dynamo's
+``s0``, jax2onnx's ``B``).  A zero state, Expand or Tile built at the traced
+batch is anchored on the node that built it, also when it is a Loop's or a
+Scan's initial state and the mismatch shows inside the body.
 
 ## Why is this bad?
 It is the most common way an exported model breaks in production: it runs
@@ -33,8 +43,10 @@ Keras: ``Reshape`` targets exclude the batch axis; avoid ``tf.reshape(x,
 None.
 
 ## Limitations
-Only dims named by the graph's inputs are tracked; a size that is baked in
-and never meets a dynamic one (the whole graph is static) is not reported.
+Only dims declared on the graph's inputs are tracked; a size that is baked
+in and never meets a dynamic one (the whole graph is static) is not reported.
+A literal that is the static size of one of the axes it cuts is an unfold in
+the wrong order (SL302), not a baked size.
 """
 
 from __future__ import annotations
@@ -42,6 +54,7 @@ from __future__ import annotations
 from collections import deque
 
 from shapelint.dims import Relation, compare, format_shape, free_names, product
+from shapelint.dims import format_dim as format_dim_
 from shapelint.rule import Rule, Severity
 
 SHAPERS = ("Reshape", "Expand", "Tile", "ConstantOfShape")
@@ -60,6 +73,8 @@ class TracedSizeBakedIn(Rule):
                 if found:
                     reported.add(id(n))
                     yield found
+        for found in self.literal_cuts(ctx, reported):
+            yield found
         by_condition: dict[str, set] = {}
         for c in ctx.conflicts(relation="only_when"):
             when = c.when.when if c.when is not None else ()
@@ -119,6 +134,41 @@ class TracedSizeBakedIn(Rule):
             )
         return None
 
+    # -- a literal that cuts a dynamic axis: (b*t, F) -> (-1, 6, F) is right only when t == 6
+    def literal_cuts(self, ctx, reported):
+        """Reshapes whose constant target puts a literal where a dynamic axis ends (the axis algebra's
+        scrambles that line up only for one value): ``(batch*time, F) -> (-1, 6, F)`` meant ``time == 6``."""
+        am = ctx.axis_map
+        for sc in am.scrambles:
+            n = sc.node
+            if n.op_type != "Reshape" or not sc.generic or id(n) in reported or len(n.input) < 2:
+                continue
+            target = ctx.const(n.input[1])
+            y = ctx.shape(n.output[0])
+            if y is None:
+                continue
+            static = {src.size for src in sc.mixed if isinstance(src.size, int)}
+            literals = [int(y[k]) for k in sc.axes if isinstance(y[k], int) and y[k] > 1 and y[k] not in static]
+            dynamic = [src for src in sc.mixed if src.kind == "input" and not isinstance(src.size, int)
+                       and free_names(src.size)]
+            if not literals or not dynamic:
+                continue  # (a literal that is one of the mixed axes' own sizes: an order mistake, SL302's)
+            lit, dim = literals[-1], dynamic[-1]
+            name = format_dim_(dim.size)
+            reported.add(id(n))
+            yield ctx.finding(
+                n,
+                (f"Reshape to the constant shape {tuple(int(v) for v in target.reshape(-1))} cuts " if target is not None
+                 else f"Reshape to {format_shape(y)} cuts ")
+                +
+                f"{am.labelled(n.input[0])} at the literal {lit}: the result {format_shape(y)} lines up with the axes "
+                f"it came from ({' and '.join(format_dim_(s.size) for s in sc.mixed)}) only when {name} == {lit}, "
+                f"the size it was traced at; at any other {name} each row mixes samples",
+                fix=("unfold with the runtime sizes: PyTorch x.view(B, T, -1) with B, T = x.shape[:2] (or "
+                     "unflatten(0, (B, T))), not a literal; Keras Reshape((T, F)) only when T is fixed by the model"),
+                tensor=n.output[0],
+            )
+
     def is_consequence(self, node, reported_ids, ctx, limit=64):
         """True if ``node`` reads, within ``limit`` hops, the output of a reported node."""
         if not reported_ids:
@@ -153,10 +203,29 @@ class TracedSizeBakedIn(Rule):
                 continue
             for t in n.input:
                 p = ctx.producer(t) if t else None
+                if p is None and t:
+                    p = self.outer_producer(t, ctx)  # a Loop/Scan body's carried state: where it starts outside
                 if p is not None and id(p) not in seen:
                     seen.add(id(p))
                     queue.append((p, depth + 1))
         return start
+
+    @staticmethod
+    def outer_producer(t, ctx):
+        for n in ctx.graph.nodes:
+            if n.op_type not in ("Loop", "Scan"):
+                continue
+            body = next((a.g for a in n.attribute if a.name == "body"), None)
+            if body is None:
+                continue
+            names = [vi.name for vi in body.input]
+            if t not in names:
+                continue
+            k = names.index(t)
+            if (n.op_type == "Loop" and k < 2) or k >= len(n.input) or not n.input[k]:
+                return None  # the iteration number and the condition have no outer tensor
+            return ctx.producer(n.input[k])  # Loop: [M, cond, states...]; Scan: [states..., scans...]
+        return None
 
     def bakes(self, n, values, names, ctx):
         idx = 0 if n.op_type == "ConstantOfShape" else 1

@@ -63,6 +63,17 @@ from shapelint.rule import Rule, Severity
 MERGERS = ("Reshape", "Flatten")
 
 
+def literal_stands_for_dynamic(ctx, sc) -> bool:
+    """A scrambling reshape whose output has a literal size that none of the mixed axes has: a traced size
+    baked in where a dynamic axis was (SL501's finding), not an unfold in the wrong order."""
+    y = ctx.shape(sc.node.output[0])
+    if y is None:
+        return False
+    sizes = {s.size for s in sc.mixed if isinstance(s.size, int)}
+    literals = [y[k] for k in sc.axes if isinstance(y[k], int) and y[k] > 1]
+    return any(v not in sizes for v in literals) and any(not isinstance(s.size, int) for s in sc.mixed)
+
+
 class TimeFoldNotUnfolded(Rule):
     __doc__ = __doc__
     code, slug, severity = "SL302", "time-fold-not-unfolded", Severity.WARNING
@@ -104,7 +115,8 @@ class TimeFoldNotUnfolded(Rule):
             culprit = None
             for k in (rc.time_axis, rc.batch_axis):
                 sc = am.scramble_of(am.axis(rc.tensor, k)) if k is not None else None
-                if sc is not None and sc.node.op_type in MERGERS and self.was_fold(am, sc.mixed):
+                if sc is not None and sc.node.op_type in MERGERS and self.was_fold(am, sc.mixed) \
+                        and not literal_stands_for_dynamic(ctx, sc):
                     culprit = sc.node
                     break
             if culprit is None and tb[1] is not None and am.split_across(tb[0], tb[1]):
