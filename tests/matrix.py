@@ -770,6 +770,11 @@ class SL303(Family):
     def bad_runs(self, c):
         return "trace-only" if c["pattern"] != "ln" and _t_dynamic(c) else "all"
 
+    def ok(self, c):
+        # a Conv1d or Dense over a static time axis of a batch-first input is node for node a correct model
+        # of channels-first data: only a dynamic length (a weight cannot have a dynamic width) or a name tells
+        return c["pattern"] not in ("conv1d", "dense") or _t_dynamic(c)
+
     def build(self, v):
         c, tr = v.combo, v.bindings[0]
         g, inputs = Builder(c["naming"]), []

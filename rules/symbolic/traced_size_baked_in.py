@@ -234,8 +234,17 @@ class TracedSizeBakedIn(Rule):
         shape = ctx.const(n.input[idx])
         if shape is None:
             return False
-        consts = {int(v) for v in shape.reshape(-1)}
-        return bool(consts & values)
+        literal = [int(v) for v in shape.reshape(-1)]
+        hits = [k for k, v in enumerate(literal) if v in values]
+        if not hits:
+            return False
+        if n.op_type != "Reshape":
+            return True
+        # a literal that sizes an axis carried whole from a static input axis (a feature width that happens
+        # to equal the traced length) froze nothing: the axis algebra says what each output axis holds
+        out = ctx.axes(n.output[0]) or ()
+        return any(k >= len(out) or not out[k] or any(not isinstance(f.source.size, int) or f.source.kind in
+                                                        ("opaque", "scramble") for f in out[k]) for k in hits)
 
     def shape_text(self, n, ctx):
         idx = 0 if n.op_type == "ConstantOfShape" else 1

@@ -104,14 +104,16 @@ class PerFrameOpMixesFrames(Rule):
             yield from self.norm(node, ctx, am, x, shape, xa)
 
     def conv(self, node, ctx, am, x, shape, xa, near):
-        if len(shape) < 3 or not self.time(am, xa[1], node):
+        if len(shape) < 3 or not (self.time(am, xa[1], node) or (near and self.dynamic(am, xa[1]))):
             return
         if len(shape) != 5 and not near:
             return
         kind = {3: "Conv1d", 4: "Conv2d", 5: "Conv3d"}.get(len(shape), node.op_type)
+        what = ("the time axis" if self.time(am, xa[1], node)
+                else "a dynamic axis of the sequence, not channels (a Conv's weight has a fixed number of them)")
         msg = (
             f"{node.op_type} ({kind}) reads axis 1 of {am.labelled(x)} as its input "
-            f"channels, but axis 1 ({format_dim(shape[1])}) is the time axis: every output channel blends all frames"
+            f"channels, but axis 1 ({format_dim(shape[1])}) is {what}: every output channel blends all frames"
         )
         if len(shape) == 5:
             fix = ("put channels at axis 1 and time at axis 2: PyTorch conv3d(video.transpose(1, 2)) on (B, C, T, H, W), "
@@ -138,7 +140,8 @@ class PerFrameOpMixesFrames(Rule):
         makes_steps = bool(made) and all(f.whole for f in made) and any(
             f.source.node is node and am.has_label(f.source, "time") for f in made) and any(
             am.has_label(s, "feature") and id(s) in rows for s in am.sources)
-        if not self.only_time(am, xa[axis], node) and not makes_steps:
+        dynamic = self.dynamic(am, xa[axis])
+        if not self.only_time(am, xa[axis], node) and not makes_steps and not dynamic:
             return  # (a Flatten of every step into a fixed-length head contracts time with the features)
         if makes_steps and not self.only_time(am, xa[axis], node):
             effect = ("a recurrent layer then iterates over its output as the time axis, so each of its 'steps' "
@@ -148,7 +151,9 @@ class PerFrameOpMixesFrames(Rule):
                       f"only works for sequences of exactly {format_dim(shape[axis])} steps")
         else:
             effect = "it mixes the steps that the recurrent layer after it should see one by one"
-        what = "the time axis" if not makes_steps or self.only_time(am, xa[axis], node) else "where the steps are"
+        what = ("the time axis" if self.only_time(am, xa[axis], node) or (not makes_steps and not dynamic)
+                else "a dynamic axis of the sequence (not features: a Dense weight has a fixed width)"
+                if dynamic and not makes_steps else "where the steps are")
         msg = (
             f"{node.op_type} applies a Dense weight across axis {axis} of {am.labelled(x)}, {what} "
             f"({format_dim(shape[axis])} steps): {effect}"
@@ -202,6 +207,14 @@ class PerFrameOpMixesFrames(Rule):
             return False
         return any(c.op_type == "Sub" and len(c.input) == 2 and c.input[1] == node.output[0]
                    and c.input[0] == node.input[0] for c in ctx.consumers(node.output[0]))
+
+    @staticmethod
+    def dynamic(am, ax) -> bool:
+        """The axis is one graph-input axis of dynamic size: a sequence axis, never channels or features (a
+        Conv's or Dense's weight has a fixed input width)."""
+        srcs = am.sources_of(ax)
+        return len(srcs) == 1 and srcs[0].kind == "input" and not isinstance(srcs[0].size, int) \
+            and not am.is_(srcs[0], "batch")
 
     @classmethod
     def only_time(cls, am, ax, node) -> bool:
