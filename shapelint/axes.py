@@ -1025,6 +1025,12 @@ class AxisMap:
             if ends is not None and starts.size == 1 and ends.size == 1 and (steps_v is None or int(steps_v.reshape(-1)[0]) == 1):
                 self._values[node.output[0]] = tuple(vec[int(starts.reshape(-1)[0]):int(ends.reshape(-1)[0])])
         for k in range(len(shape)):
+            if shape[k] == 1 and oshape[k] == 1 and starts is not None and starts.ndim == 1:
+                axes = [int(a) % len(shape) for a in axes_v.reshape(-1)] if axes_v is not None \
+                    else list(range(starts.size))
+                if k in axes and axes.index(k) < starts.size and int(starts[axes.index(k)]) in (0, -1):
+                    self._steps[node.output[0]] = ((), 0, k, node.input[0])  # the only step of a 1-long axis
+                continue
             if _eq(shape[k], oshape[k]):
                 if self._reverses(node, k, len(shape)) and x[k]:
                     # the same positions read backwards: step i is the old step n-1-i, so not the same axis

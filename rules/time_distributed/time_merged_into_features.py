@@ -123,6 +123,16 @@ class TimeMergedIntoFeatures(Rule):
         return len(srcs) >= 2 and all(s.kind == "input" and not said(s, "spatial") and not said(s, "channel")
                                       for s in srcs)
 
+    @staticmethod
+    def scrambled_merge(am, ax) -> bool:
+        """A reshape that merged the sample's axes with a literal width (Keras ``Flatten`` traced at one length,
+        ``(B, T, F) -> (-1, T*F)``): it lines up only at the traced length, so the algebra records a scramble."""
+        sc = am.scramble_of(ax)
+        if sc is None or sc.node.op_type not in MERGERS:
+            return False
+        inputs = [s for s in sc.mixed if s.kind == "input"]
+        return len(inputs) >= 2 and sum(not am.is_(s, "batch") for s in inputs) >= 2
+
     @classmethod
     def clip_frames(cls, am, ax, reader) -> bool:
         """Axis 1 of a clip ``(B, T, C, H, W)`` (a rank-5 input) merged with its colour planes into channels."""
@@ -141,7 +151,7 @@ class TimeMergedIntoFeatures(Rule):
                 continue
             seen.add(t)
             for k, ax in enumerate(am.axes(t) or ()):
-                if self.has_time(am, ax) or self.sample_merge(am, ax):
+                if self.has_time(am, ax) or self.sample_merge(am, ax) or self.scrambled_merge(am, ax):
                     merger = am.origin(t, k)
                     if merger is not None and merger.op_type in MERGERS and all(m is not merger for m, _ in found):
                         found.append((merger, k))
