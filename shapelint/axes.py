@@ -1543,7 +1543,7 @@ class AxisMap:
             if len(steps) == 1 and 0 in steps and self.axis(src, k) == () and not self.is_weight(src) \
                     and self._one_step_cell(steps[0]):
                 node = self.graph.producer(steps[0])
-                self.recurrences.append(Recurrence("unrolled", node, src, k))  # Keras's LSTM on one step
+                self.recurrences.append(_scanned("unrolled", node, src, k, len(self.axes(src) or ())))  # one step
                 continue
             if len(steps) < 2 or 0 not in steps or 1 not in steps or not self.axis(src, k):
                 continue
@@ -1560,7 +1560,9 @@ class AxisMap:
             ax = self.axis(src, k)
             node = self.graph.producer(steps[0])
             self.label(ax, "time", node)
-            self.recurrences.append(Recurrence("unrolled", node, src, k, direction=direction))
+            rc = _scanned("unrolled", node, src, k, len(self.axes(src) or ()))
+            rc.direction = direction
+            self.recurrences.append(rc)
             for t, j, factors in self._restacks:  # the states stacked back: their features are the cell's
                 if factors == ax:
                     stacked = self.axes(t) or ()

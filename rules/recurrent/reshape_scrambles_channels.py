@@ -14,7 +14,9 @@ boundaries.  Reported when the recurrence's **time** axis holds channels (a
 cut that lines up, e.g. ``C == H*W``: the channels become the steps) or a
 *scramble* (a cut that does not line up with the axes, e.g. ``C = 6`` and
 ``H*W = 16``: every step mixes channels and positions), or its **feature**
-axis holds a scramble.  The sizes do not matter: the same mistake is found
+axis holds a scramble, or its time axis holds part of a row with part of a
+column (an NHWC map cut to ``(N, W, H*C)`` without swapping H and W first).
+The sizes do not matter: the same mistake is found
 at ``C = 6, H*W = 16`` and at ``C = 16, H*W = 64``, with static or dynamic
 dims, whatever they are named, NCHW or NHWC behind Transposes, and for a
 recurrence written as an LSTM/GRU/RNN op, a Scan, a Loop or unrolled steps.
@@ -98,6 +100,12 @@ class ReshapeScramblesChannels(Rule):
                            for s in sc.mixed)
             if "channel" in kinds and len(sc.mixed) > 1 and conv_map:
                 return sc.node, "mix"  # (a scramble that also mixes in the batch is a baked size: SL501)
+        if slot == "time" and ax and not any(f.source.kind == "channel" for f in ax):
+            parts = [f for f in ax if not f.whole and (f.source.kind == "spatial" or am.has_label(f.source, "spatial"))]
+            if parts and len(am.sources_of(ax)) > 1:
+                origin = am.origin(tensor, k)
+                if origin is not None and origin.op_type in ("Reshape", "Flatten"):
+                    return origin, "positions"  # rows and columns cut apart: each step is part of a row
         if slot == "time" and ax and any(f.source.kind == "channel" for f in ax):
             # the channels are the steps: blame the Reshape that made the map a sequence (it formed an axis)
             rank = len(am.axes(tensor) or ())
@@ -117,14 +125,21 @@ class ReshapeScramblesChannels(Rule):
             noun = "axis" if len(mixed) == 1 else "axes"
             each = "each mix" if len(mixed) > 1 else "mixes"
             what = f"{noun} {where} of the result {each} channels with spatial positions, and they become {become}"
+        elif why == "positions":
+            cut = [k for k, a in enumerate(oa) if a and any(not f.whole for f in a)]
+            where = " and ".join(str(k) for k in cut) or "?"
+            what = (f"the cut does not fall between the image's rows and columns: axis {where} of the result "
+                    f"each hold parts of several rows or columns, and they become {become}")
         else:
             chan = [k for k, a in enumerate(oa) if a and any(f.source.kind == "channel" for f in a)]
             where = " and ".join(str(k) for k in chan) or "?"
             what = (f"axis {where} of the result holds the channels, so the channels become the time steps "
                     f"and each step's features are spatial positions")
+        how = ("without bringing the axis it steps over first (a Transpose of rows and columns)"
+               if why == "positions" else "without moving the channels last")
         msg = (
-            f"{reshape.op_type} turns {am.labelled(src)} into {format_shape(ctx.shape(out))} without moving "
-            f"the channels last: {what} of {rc.describe()}"
+            f"{reshape.op_type} turns {am.labelled(src)} into {format_shape(ctx.shape(out))} {how}: {what} "
+            f"of {rc.describe()}"
         )
         ia = am.axes(src) or ()
         order = [am.word(a) for a in ia if am.word(a) in ("channel", "spatial")]
