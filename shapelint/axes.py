@@ -1484,9 +1484,29 @@ class AxisMap:
             n = oshape[0] if oshape else None
             if it_axis is not None and _eq(product([f.size for f in it_axis]), n):
                 outs.append((it_axis,) + b)
+            elif n is not None:
+                it_new = self.new("iteration", n, o, 0, node)
+                outs.append((it_new,) + b)
+                if not gathered and self._carries_state(body, n_state):
+                    # a while loop that updates a state and stacks a result per iteration (tf2onnx's Keras
+                    # RNN/ConvLSTM2D loops read their input another way): its iterations are the time axis
+                    self.label(it_new, "time", node)
+                    self.recurrences.append(Recurrence("loop", node, o, 0, output=o))
             else:
-                outs.append((self.new("iteration", n, o, 0, node),) + b if n is not None else None)
+                outs.append(None)
         return outs
+
+    @staticmethod
+    def _carries_state(body, n_state: int) -> bool:
+        """Some loop-carried value is recomputed each iteration (not handed back unchanged)."""
+        passed = {n.output[0]: n.input[0] for n in body.node if n.op_type == "Identity" and n.input and n.output}
+        for i in range(n_state):
+            if i + 2 >= len(body.input) or i + 1 >= len(body.output):
+                continue
+            out = body.output[i + 1].name
+            if out != body.input[i + 2].name and passed.get(out) != body.input[i + 2].name:
+                return True
+        return False
 
     def _loop_gathers(self, body, it: str, carried: dict[str, str]) -> list[tuple[str, Axis]]:
         """Outer tensors a Loop body reads one step at a time by the iteration number: (tensor, axis)."""

@@ -64,7 +64,8 @@ CONVS = ("Conv", "ConvTranspose", "ConvInteger", "QLinearConv")
 MERGERS = ("Reshape", "Flatten")
 # per-step ops a one-step sequence's features may pass through after the merge
 PASS = frozenset("Identity Cast Relu Tanh Sigmoid LeakyRelu Elu Selu Gelu Softplus Dropout Add Sub Mul Div "
-                 "Unsqueeze Squeeze Reshape Flatten Transpose MatMul Gemm LayerNormalization BatchNormalization".split())
+                 "Unsqueeze Squeeze Reshape Flatten Transpose MatMul Gemm LayerNormalization BatchNormalization "
+                 "Expand".split())
 
 
 class TimeMergedIntoFeatures(Rule):
