@@ -312,6 +312,7 @@ class AxisMap:
         self._after: set[str] | None = None
         self._order: dict[int, int] | None = None
         self._live: set[str] | None = None
+        self._weight: dict[str, bool] = {}
         self._body_sources: set[int] = set()  # ids of sources a recurrence's cell computes (Scan/Loop body, unrolled)
         self._restacks: list[tuple[str, int, tuple]] = []  # (tensor, axis, factors) where steps were stacked back
         self._before: set[str] | None = None
@@ -714,23 +715,25 @@ class AxisMap:
         v = self.graph.const(t)
         return v if v is not None else self.table.get(t).const
 
-    def is_weight(self, t: str) -> bool:
-        """Computed from initializers and constants only."""
-        seen, stack = 0, [t]
-        while stack:
-            x = stack.pop()
-            seen += 1
-            if seen > 64:
-                return False
-            if x in self._consts or self._const(x) is not None:
-                continue
-            p = self.graph.producer(x)
-            if p is None or p.op_type in ("Shape", "Size") or not p.input:
-                if p is None:
-                    return False
-                continue
-            stack.extend(i for i in self.graph.reads(p) if i)  # with what a subgraph reads from outside
-        return True
+    def is_weight(self, t: str, _depth: int = 0) -> bool:
+        """Computed from initializers and constants only (shapes count as constants); memoised per tensor."""
+        hit = self._weight.get(t)
+        if hit is not None:
+            return hit
+        if _depth > 48:
+            return False  # too deep to tell: not a weight (not cached: a shallower query may decide)
+        if t in self._consts or self._const(t) is not None:
+            out = True
+        else:
+            p = self.graph.producer(t)
+            if p is None:
+                out = False
+            elif p.op_type in ("Shape", "Size") or not p.input:
+                out = True
+            else:  # with what a subgraph reads from outside
+                out = all(self.is_weight(i, _depth + 1) for i in self.graph.reads(p) if i)
+        self._weight[t] = out
+        return out
 
     def _attr(self, node, name, default=None):
         for a in node.attribute:
