@@ -148,6 +148,7 @@ def read_baseline(path: str | os.PathLike) -> dict:
     if not isinstance(data, dict) or data.get("version") != VERSION or not isinstance(data.get("files"), dict):
         raise BaselineError(f"{p}: not a shapelint baseline (version {VERSION} with a 'files' table expected)")
     for name, entries in data["files"].items():
+        name = name if name.isprintable() else repr(name)  # one line, whatever the key holds
         if not isinstance(entries, list) or not all(isinstance(e, dict) and "rule" in e for e in entries):
             raise BaselineError(f"{p}: files.{name}: expected a list of {{rule, node, tensor, count}}")
         for k, e in enumerate(entries):

@@ -131,12 +131,13 @@ def collect_paths(paths) -> list[str]:
     out: list[str] = []
     for raw in paths:
         p = Path(raw)
-        if p.is_dir():
+        # os.path's predicates, not Path's: a name too long or with a NUL byte is a file that does not exist
+        if os.path.isdir(raw):
             # everything named *.onnx that is not a folder: a FIFO, a device or a dangling symlink is
             # reported as a file that could not be checked, never silently left out
-            out.extend(sorted(str(f) for f in p.rglob("*.onnx") if not f.is_dir()))
-        elif any(ch in str(raw) for ch in "*?[") and not p.exists():
-            hits = sorted(h for h in glob.glob(str(raw), recursive=True) if not Path(h).is_dir())
+            out.extend(sorted(str(f) for f in p.rglob("*.onnx") if not os.path.isdir(f)))
+        elif any(ch in str(raw) for ch in "*?[") and not os.path.exists(raw):
+            hits = sorted(h for h in glob.glob(str(raw), recursive=True) if not os.path.isdir(h))
             out.extend(hits if hits else [str(raw)])
         else:
             out.append(str(raw))

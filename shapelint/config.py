@@ -61,8 +61,8 @@ KEYS = {
 }
 #: a dim is an int64 in ONNX
 MAX_DIM = 2**63 - 1
-_SELECTOR = re.compile(r"^(ALL|[A-Z]{1,8}[0-9]{0,3})$")
-_DIM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]*$")
+_SELECTOR = re.compile(r"^(ALL|[A-Z]{1,8}[0-9]{0,3})\Z")  # \Z: "$" would let a trailing newline in
+_DIM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]*\Z")
 
 
 class ConfigError(Exception):
@@ -222,14 +222,14 @@ def find_config(start: str | os.PathLike | None = None) -> Path | None:
     """The nearest shapelint.toml or pyproject.toml with ``[tool.shapelint]``, walking up."""
     here = Path(start if start is not None else Path.cwd())
     here = _existing_prefix(here).resolve()
-    if here.is_file():
+    if os.path.isfile(here):
         here = here.parent
     for folder in (here, *here.parents):
         own = folder / "shapelint.toml"
-        if own.is_file():
+        if os.path.isfile(own):
             return own
         pyproject = folder / "pyproject.toml"
-        if pyproject.is_file() and _table_of(pyproject) is not None:
+        if os.path.isfile(pyproject) and _table_of(pyproject) is not None:
             return pyproject
     return None
 
@@ -242,9 +242,9 @@ def _existing_prefix(p: Path) -> Path:
             break
         parts.append(part)
     q = Path(*parts) if parts else Path(".")
-    while not q.exists() and q != q.parent:
+    while not os.path.exists(q) and q != q.parent:
         q = q.parent
-    return q if q.exists() else Path(".")
+    return q if os.path.exists(q) else Path(".")
 
 
 def load_config(path: str | os.PathLike | None = None, *, start=None) -> Config:
@@ -254,8 +254,8 @@ def load_config(path: str | os.PathLike | None = None, *, start=None) -> Config:
     """
     if path is not None:
         p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"{p}: " + ("not a regular file: refused" if p.exists() else "no such config file"))
+        if not os.path.isfile(p):  # os.path: a name too long is no such file, not an OSError
+            raise ConfigError(f"{p}: " + ("not a regular file: refused" if os.path.exists(p) else "no such config file"))
         table = _table_of(p)
         if table is None:
             raise ConfigError(f"{p}: has no [tool.shapelint] table")
@@ -283,6 +283,15 @@ def _where(path: Path | None) -> str:
 
 
 # ---------------------------------------------------------------- validation
+def _shown(name: str) -> str:
+    """A key as an error shows it: as written, or quoted when it holds a newline or another unprintable character.
+
+    >>> _shown("SL103"), _shown("a\\nb")
+    ('SL103', "'a\\\\nb'")
+    """
+    return name if name.isprintable() else repr(name)
+
+
 def _type_name(v) -> str:
     return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a table"}.get(
         type(v), type(v).__name__
@@ -332,7 +341,7 @@ def parse_config(table: dict) -> Config:
         elif key == "severity":
             out = {}
             for code, sev in _table(key, value).items():
-                if not re.match(r"^[A-Z]{1,8}[0-9]{3}$", code.upper()):
+                if not re.match(r"^[A-Z]{1,8}[0-9]{3}\Z", code.upper()):
                     raise ConfigError(f"severity: {code!r} is not a rule code (e.g. SL501)")
                 out[code.upper()] = _choice(f"severity.{code}", sev, SEVERITIES)
             cfg.severity = out
@@ -359,6 +368,6 @@ def parse_config(table: dict) -> Config:
         elif key == "plugins":
             out = {}
             for name, opts in _table(key, value).items():
-                out[name.upper() if re.match(r"^[A-Za-z]{1,8}[0-9]{3}$", name) else name] = dict(_table(f"plugins.{name}", opts))
+                out[name.upper() if re.match(r"^[A-Za-z]{1,8}[0-9]{3}\Z", name) else name] = dict(_table(f"plugins.{_shown(name)}", opts))
             cfg.plugins = out
     return cfg

@@ -293,11 +293,11 @@ def _refuse_aliases(path: str, output: str, data_files) -> None:
 def _check_output_folder(output: str) -> None:
     """The copy is a regular file in an existing folder (a rename over ``/dev/full`` would replace the device)."""
     for target in _targets(output):
-        if target.is_dir():
+        if os.path.isdir(target):  # os.path: a name too long is an error when written, not here
             raise FixError(f"-o {output}: {target} is a folder: give the fixed copy's file name, e.g. fixed.onnx")
-        if os.path.lexists(target) and not target.is_file():
+        if os.path.lexists(target) and not os.path.isfile(target):
             raise FixError(f"-o {output}: {target} exists and is not a regular file (a device, FIFO or socket): refused")
-        if not target.parent.is_dir():
+        if not os.path.isdir(target.parent):
             raise FixError(f"-o {output}: the folder {target.parent} does not exist")
 
 

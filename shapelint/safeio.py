@@ -101,6 +101,9 @@ def atomic_write(path: str | os.PathLike, data: bytes | str, encoding: str = "ut
     if st is not None and not stat.S_ISREG(st.st_mode):
         if stat.S_ISDIR(st.st_mode):
             raise IsADirectoryError(errno.EISDIR, "is a directory", os.fspath(path))
+        if stat.S_ISFIFO(st.st_mode):
+            _write_fifo(target, data, path)
+            return
         with open(target, "wb") as fh:
             fh.write(data)
         return
@@ -122,6 +125,23 @@ def atomic_write(path: str | os.PathLike, data: bytes | str, encoding: str = "ut
             os.unlink(tmp)
         raise
     _fsync_dir(target.parent)
+
+
+def _write_fifo(target: Path, data: bytes, path) -> None:
+    """Write into a FIFO that a process reads; one no process reads is an error, never a wait forever."""
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:
+            raise OSError(errno.ENXIO, "a FIFO that no process reads (writing would block forever)", os.fspath(path)) from None
+        raise
+    try:
+        os.set_blocking(fd, True)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
 
 
 def replace_from(tmp: str | os.PathLike, path: str | os.PathLike) -> None:

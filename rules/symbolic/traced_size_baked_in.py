@@ -147,7 +147,10 @@ class TracedSizeBakedIn(Rule):
             y = ctx.shape(n.output[0])
             if y is None:
                 continue
-            static = {src.size for src in sc.mixed if isinstance(src.size, int)}
+            static = {1}
+            for size in (src.size for src in sc.mixed if isinstance(src.size, int)):
+                static |= {v * size for v in static}  # products of the static axes it mixes: 2*7 is no literal
+            static.discard(1)
             literals = [int(y[k]) for k in sc.axes if isinstance(y[k], int) and y[k] > 1 and y[k] not in static]
             dynamic = [src for src in sc.mixed if src.kind == "input" and not isinstance(src.size, int)
                        and free_names(src.size)]

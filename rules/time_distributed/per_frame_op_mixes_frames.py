@@ -77,7 +77,7 @@ class PerFrameOpMixesFrames(Rule):
     code, slug, severity = "SL303", "per-frame-op-mixes-frames", Severity.WARNING
     # time read as Conv3d channels also fails the channel check ("valid only when time == 4"): say it once, here
     supersedes = ("SL501", "SL101")
-    op_types = CONVS + ("MatMul", "Gemm", "BatchNormalization", "ReduceMean") + NORMS
+    op_types = CONVS + ("MatMul", "Gemm", "BatchNormalization", "ReduceMean", "ReduceSum") + NORMS
 
     def check(self, node, ctx):
         if not node.input or not node.output or not node.input[0]:
@@ -104,13 +104,27 @@ class PerFrameOpMixesFrames(Rule):
             yield from self.norm(node, ctx, am, x, shape, xa)
 
     def conv(self, node, ctx, am, x, shape, xa, near):
-        if len(shape) < 3 or not (self.time(am, xa[1], node) or (near and self.dynamic(am, xa[1]))):
+        if len(shape) < 3:
+            return
+        out = am.axes(node.output[0]) or ()
+        # a recurrence after it iterates over this Conv's output channels: the steps were its input channels
+        steps_are_channels = False
+        chan = {id(f.source) for f in (out[1] if len(out) > 1 else ()) or () if f.source.node is node}
+        for rc in am.recurrences if chan else ():
+            tax = am.axis(rc.tensor, rc.time_axis) or ()
+            reshaped = any((o := am.origin(rc.tensor, j)) is not None and o.op_type in ("Reshape", "Flatten")
+                           for j in range(len(am.axes(rc.tensor) or ())))
+            if any(id(f.source) in chan for f in tax) and not reshaped:
+                steps_are_channels = True  # (through a Reshape it is SL202's scramble of channels instead)
+        if not (self.time(am, xa[1], node) or (near and self.dynamic(am, xa[1])) or steps_are_channels):
             return
         if len(shape) != 5 and not near:
             return
         kind = {3: "Conv1d", 4: "Conv2d", 5: "Conv3d"}.get(len(shape), node.op_type)
         what = ("the time axis" if self.time(am, xa[1], node)
-                else "a dynamic axis of the sequence, not channels (a Conv's weight has a fixed number of them)")
+                else "a dynamic axis of the sequence, not channels (a Conv's weight has a fixed number of them)"
+                if self.dynamic(am, xa[1]) else
+                "what the recurrent layer after it iterates over: it reads the Conv's output channels as its steps")
         msg = (
             f"{node.op_type} ({kind}) reads axis 1 of {am.labelled(x)} as its input "
             f"channels, but axis 1 ({format_dim(shape[1])}) is {what}: every output channel blends all frames"
@@ -177,7 +191,7 @@ class PerFrameOpMixesFrames(Rule):
             axes = self.norm_axes(node, ctx, am, rank)
             if axes is None or not any(self.time(am, xa[k], node) for k in axes):
                 return
-            if op == "ReduceMean" and not self.centres(node, ctx):
+            if op in ("ReduceMean", "ReduceSum") and not self.centres(node, ctx):
                 return  # a mean over time that pools, not one that normalises
             what = "statistics over every step of the sequence, so each step is normalised with the others' values"
         t = next(k for k in axes if self.time(am, xa[k], node))
@@ -201,12 +215,21 @@ class PerFrameOpMixesFrames(Rule):
 
     @staticmethod
     def centres(node, ctx) -> bool:
-        """``x - mean(x)``: the mean (kept dims) is subtracted from the tensor it was taken of."""
-        keep = next((a.i for a in node.attribute if a.name == "keepdims"), 1)
-        if not keep:
-            return False
-        return any(c.op_type == "Sub" and len(c.input) == 2 and c.input[1] == node.output[0]
-                   and c.input[0] == node.input[0] for c in ctx.consumers(node.output[0]))
+        """``x - mean(x)``: the mean is subtracted from the tensor it was taken of, directly or written out
+        (jax2onnx's ``jnp.mean``: ReduceSum, a Div by the count, a Reshape/Expand back)."""
+        frontier, seen = [node.output[0]], set()
+        for _ in range(4):
+            nxt = []
+            for t in frontier:
+                for c in ctx.consumers(t):
+                    if c.op_type == "Sub" and len(c.input) == 2 and c.input[1] == t and c.input[0] == node.input[0]:
+                        return True
+                    if c.op_type in ("Div", "Mul", "Reshape", "Expand", "Unsqueeze", "Cast") and c.input \
+                            and c.input[0] == t:
+                        nxt.extend(o for o in c.output if o and o not in seen)
+                        seen.update(c.output)
+            frontier = nxt
+        return False
 
     @staticmethod
     def dynamic(am, ax) -> bool:
