@@ -113,6 +113,23 @@ class ReshapeScramblesChannels(Rule):
                 origin = am.origin(tensor, j)
                 if origin is not None and origin.op_type in ("Reshape", "Flatten"):
                     return origin, "channels"
+            # through per-step layers (an input projection over every step): the reshape that made the map,
+            # still holding these channels, a sequence
+            chan = {id(f.source) for f in ax if f.source.kind == "channel"}
+            seen, stack = set(), [tensor]
+            while stack and len(seen) < 64:
+                t = stack.pop()
+                if t in seen or am.is_weight(t):
+                    continue
+                seen.add(t)
+                p = am.graph.producer(t)
+                if p is None:
+                    continue
+                if p.op_type in ("Reshape", "Flatten") and p.input:
+                    a_in, a_out = am.axes(p.input[0]) or (), am.axes(t) or ()
+                    if len(a_out) < len(a_in) and any(id(f.source) in chan for a in a_out for f in a or ()):
+                        return p, "channels"
+                stack.extend(i for i in p.input if i)
         return None, None
 
     def finding(self, ctx, am, reshape, why, rc):

@@ -112,8 +112,7 @@ class PerFrameOpMixesFrames(Rule):
         chan = {id(f.source) for f in (out[1] if len(out) > 1 else ()) or () if f.source.node is node}
         for rc in am.recurrences if chan else ():
             tax = am.axis(rc.tensor, rc.time_axis) or ()
-            reshaped = any((o := am.origin(rc.tensor, j)) is not None and o.op_type in ("Reshape", "Flatten")
-                           for j in range(len(am.axes(rc.tensor) or ())))
+            reshaped = self.reshape_between(am, node.output[0], rc.tensor)
             if any(id(f.source) in chan for f in tax) and not reshaped:
                 steps_are_channels = True  # (through a Reshape it is SL202's scramble of channels instead)
         if not (self.time(am, xa[1], node) or (near and self.dynamic(am, xa[1])) or steps_are_channels):
@@ -229,6 +228,26 @@ class PerFrameOpMixesFrames(Rule):
                         nxt.extend(o for o in c.output if o and o not in seen)
                         seen.update(c.output)
             frontier = nxt
+        return False
+
+    @staticmethod
+    def reshape_between(am, start: str, end: str, limit: int = 128) -> bool:
+        """A Reshape/Flatten lies on a data path from ``start`` to ``end``."""
+        seen, stack = set(), [(end, False)]
+        while stack and len(seen) < limit:
+            t, via = stack.pop()
+            if t == start:
+                if via:
+                    return True
+                continue
+            if (t, via) in seen or am.is_weight(t):
+                continue
+            seen.add((t, via))
+            p = am.graph.producer(t)
+            if p is None:
+                continue
+            now = via or p.op_type in ("Reshape", "Flatten")
+            stack.extend((i, now) for i in p.input if i)
         return False
 
     @staticmethod
