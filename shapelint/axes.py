@@ -1611,6 +1611,11 @@ class AxisMap:
                             if other in from_step:
                                 continue
                             p = self.graph.producer(other)
+                            for _ in range(4):  # through the gate slices and bias of a GRU/LSTM cell
+                                if p is None or p.op_type not in ("Slice", "Split", "Gather", "Squeeze", "Add",
+                                                                  "Unsqueeze", "Reshape", "Cast"):
+                                    break
+                                p = self.graph.producer(p.input[0]) if p.input else None
                             if p is not None and p.op_type in ("MatMul", "Gemm") and len(p.input) >= 2 \
                                     and self.is_weight(p.input[1]) and p.input[0] not in from_step:
                                 return True

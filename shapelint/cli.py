@@ -89,6 +89,28 @@ def _write_text(path: str, text: str, protect, what: str) -> None:
         _fail(f"cannot write {what} {path}: {exc.strerror or exc}")
 
 
+def _weights_of(files) -> list[str]:
+    """The external-data files the models name (resolved from each model's folder), valid references or not.
+
+    Only asked when an output path already exists: ``check -o w.bin m.onnx``
+    must not overwrite the weights of ``m.onnx``.  A file that cannot be
+    parsed names none (check reports it).
+    """
+    from .load import MAX_PROTO_BYTES, external_data_locations, parse_model_bytes
+    from .safeio import read_regular
+
+    out = []
+    for f in files:
+        try:
+            model = parse_model_bytes(read_regular(f, MAX_PROTO_BYTES))
+            locations = external_data_locations(model)
+        except Exception:  # noqa: BLE001 - a bad file is check's to report, not this guard's
+            continue
+        base = os.path.dirname(f)
+        out.extend(os.path.join(base, loc) for _name, loc in locations if loc and "\x00" not in loc)
+    return out
+
+
 def _cap_jobs(jobs: int) -> int:
     """At most the CPUs this process may use; a note on stderr when the request was larger."""
     from .config import default_jobs
@@ -181,7 +203,10 @@ def check(settings: Settings, paths, fmt, select, ignore, fail_on, jobs, dims, o
     files = collect_paths(paths)
     from .safeio import Protected
 
-    protect = Protected(files)  # no output of this run may be one of its inputs
+    protect = Protected(files)  # no output of this run may be one of its inputs, nor their weights
+    if any(o and os.path.lexists(o) for o in (output, write_baseline_file, graph_dir)):
+        for data_file in _weights_of(files):
+            protect.add(data_file)
     if graph_dir and graph_dir in protect:
         _fail(f"--graph {graph_dir} is one of the checked models: choose a folder")
     if progress is None:
@@ -229,7 +254,8 @@ def check(settings: Settings, paths, fmt, select, ignore, fail_on, jobs, dims, o
 
 
 def _fail(message: str) -> None:
-    """A one-line usage error on stderr, exit 2."""
+    """A one-line usage error on stderr, exit 2 (a newline in a file name is shown as \\n)."""
+    message = message.replace("\r", "\\r").replace("\n", "\\n")
     click.echo(f"shapelint: error: {message}", err=True)
     sys.exit(2)
 

@@ -92,7 +92,10 @@ def atomic_write(path: str | os.PathLike, data: bytes | str, encoding: str = "ut
         file is then left as it was and no temp file is left behind.
     """
     if isinstance(data, str):
-        data = data.encode(encoding)
+        try:  # a file name that is not UTF-8 (b"\xff" read as "\udcff") is written as the bytes it was
+            data = data.encode(encoding, "surrogateescape")
+        except UnicodeEncodeError:  # any other lone surrogate (a JSON "\ud800" echoed back)
+            data = data.encode(encoding, "backslashreplace")
     target = atomic_target(path)
     try:
         st = os.stat(target)

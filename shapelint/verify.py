@@ -180,6 +180,8 @@ class Prepared:
 
 #: random stand-in weights larger than this are not made up in the parent process
 MAX_RANDOM_BYTES = 2**31
+#: the inputs verify builds for one binding, all together: a declared [2**40, 6] input is refused, not allocated
+MAX_FEED_BYTES = 512 * 2**20
 
 
 def _random_tensor(t: onnx.TensorProto, rng: np.random.Generator) -> onnx.TensorProto:
@@ -656,6 +658,7 @@ def make_feeds(model: onnx.ModelProto, mg: ModelGraph, table: ShapeTable, bindin
     subs = {_sym(k): v for k, v in binding.dims.items()}
     inits = {t.name for t in model.graph.initializer}
     feeds, notes = {}, []
+    total = 0
     for vi in model.graph.input:
         if vi.name in inits:
             continue
@@ -677,6 +680,16 @@ def make_feeds(model: onnx.ModelProto, mg: ModelGraph, table: ShapeTable, bindin
         if dtype.kind == "V" or str(dtype) in ("bfloat16",) or dtype.kind not in "fiub" and dtype != np.dtype(object):
             raise VerifyError(f"input {vi.name!r} has type {onnx.helper.tensor_dtype_to_string(tt.elem_type)}, "
                               "which numpy cannot build; verify skips this model")
+        if any(n < 0 for n in shape):
+            raise VerifyError(f"input {vi.name!r} would have the shape {tuple(shape)} at {binding.label}: "
+                              "a negative dim, verify cannot build it")
+        count = 1
+        for n in shape:
+            count *= n
+        total += count * max(dtype.itemsize, 1)
+        if total > MAX_FEED_BYTES:
+            raise VerifyError(f"input {vi.name!r} of shape {tuple(shape)} at {binding.label} takes the inputs past "
+                              f"{MAX_FEED_BYTES // 2**20} MiB, more than verify builds")
         if dtype.kind == "f":
             value = rng.standard_normal(shape).astype(dtype)
         elif dtype.kind == "b":
