@@ -312,3 +312,21 @@ def test_input_and_output_counts_outside_the_op_schema_are_op_conflicts():
     assert "3 to 8" in msgs["short_lstm"]
     table = infer(ModelGraph.from_model(m))
     assert format_shape(table.shape("y")) == "(N, 4)"
+
+
+def test_a_counting_while_loop_runs_its_bound_many_times():
+    # tf2onnx writes Keras's ConvLSTM2D as a while loop: counter from 0, +1 each iteration, cond counter < T
+    from pathlib import Path
+
+    import onnx
+
+    from shapelint.graph import ModelGraph
+    from shapelint.infer import infer
+
+    path = Path(__file__).resolve().parent.parent / "fixtures/SL405-first-step-taken/bad_tf2onnx_convlstm_first_step.onnx"
+    m = onnx.load(str(path), load_external_data=False)
+    table = infer(ModelGraph.from_model(m))
+    time_dim = table.shape("video")[1]
+    loop = next(n for n in m.graph.node if n.op_type == "Loop")
+    stacked = table.shape(loop.output[-1])
+    assert stacked[0] == time_dim  # one stacked state per frame, not a fresh unknown length

@@ -65,6 +65,69 @@ def _runs_every_trip(ctx: NodeContext, body: onnx.GraphProto) -> bool:
     return any(n.op_type == "Identity" and list(n.output) == [out] and list(n.input) == [cond_in] for n in body.node)
 
 
+def _counted_while(ctx: NodeContext, body: onnx.GraphProto):
+    """Iterations of a while loop that counts: a carried counter starting at 0, raised by 1 each iteration,
+    and a condition ``counter < N`` with ``N`` loop-invariant (tf2onnx writes Keras RNN loops so); None
+    when the loop does not have that form."""
+    if len(body.input) < 3 or not body.output:
+        return None
+    producers = {o: n for n in body.node for o in n.output if o}
+
+    def through(t):
+        for _ in range(4):
+            p = producers.get(t)
+            if p is None or p.op_type not in ("Cast", "Identity") or not p.input:
+                return t
+            t = p.input[0]
+        return t
+
+    less = producers.get(through(body.output[0].name))
+    if less is None or less.op_type != "Less" or len(less.input) != 2:
+        return None
+    counter, bound = through(less.input[0]), through(less.input[1])
+    inc = producers.get(counter)
+    carried = [vi.name for vi in body.input[2:]]
+    outs = [o.name for o in body.output[1:]]
+    if inc is None or inc.op_type != "Add" or len(inc.input) != 2:
+        return None
+    state = next((i for i in inc.input if i in carried), None)
+    one = next((i for i in inc.input if i != state), None)
+    if state is None or one is None:
+        return None
+    k = carried.index(state)
+    one_v = values_of(ctx.table.get(one)) or _const_value(body, one)
+    if one_v is None or tuple(one_v) != (1,) or k >= len(outs) or through(outs[k]) not in (counter, inc.output[0]):
+        return None
+    start = values_of(ctx.input(k + 2)) if ctx.has_input(k + 2) else None
+    if start is None or tuple(start) != (0,):
+        return None
+    if bound in carried:
+        j = carried.index(bound)
+        if j >= len(outs) or through(outs[j]) != bound:
+            return None  # the bound changes inside the loop
+        n = values_of(ctx.input(j + 2)) if ctx.has_input(j + 2) else None
+    else:
+        n = values_of(ctx.table.get(bound)) if bound in ctx.table else None
+    if not n or len(n) != 1 or n[0] is None or isinstance(n[0], int) and n[0] < 0:
+        return None
+    return n[0]
+
+
+def _const_value(body: onnx.GraphProto, name: str):
+    for t in body.initializer:
+        if t.name == name:
+            from onnx import numpy_helper
+
+            return tuple(numpy_helper.to_array(t).reshape(-1).tolist())
+    for n in body.node:
+        if n.op_type == "Constant" and list(n.output) == [name]:
+            from ..graph import constant_node_value
+
+            v = constant_node_value(n)
+            return tuple(v.reshape(-1).tolist()) if v is not None else None
+    return None
+
+
 def infer_control_flow(inf, ctx: NodeContext, opset_imports):
     node = ctx.node
     if node.op_type == "If":
@@ -98,6 +161,8 @@ def infer_control_flow(inf, ctx: NodeContext, opset_imports):
             final.append(_merge(init, info) if init.shape is not None else TensorInfo(dtype=info.dtype))
         trip = values_of(ctx.input(0)) if ctx.has_input(0) else None
         n = trip[0] if trip and trip[0] is not None and _runs_every_trip(ctx, body) else None
+        if n is None:
+            n = _counted_while(ctx, body)
         for info in outs[1 + n_carried :]:
             if info.shape is None:
                 final.append(TensorInfo(dtype=info.dtype))
