@@ -125,6 +125,18 @@ class TimeMergedIntoFeatures(Rule):
                                       for s in srcs)
 
     @staticmethod
+    def unfolded_into_features(am, ax) -> bool:
+        """An axis that per-frame layers read as samples (folded with the batch), unfolded into each frame's
+        features (tf2onnx merges TimeDistributed's unfold with a Flatten into one Reshape)."""
+        srcs = am.sources_of(ax)
+        if len(srcs) < 2:
+            return False
+        frames = [s for s in srcs if am.has_label(s, "sample") and not am.is_(s, "batch")]
+        per_frame = [s for s in srcs if s.kind in ("channel", "spatial") or am.has_label(s, "spatial")
+                     or am.has_label(s, "channel")]
+        return bool(frames) and bool(per_frame)
+
+    @staticmethod
     def scrambled_merge(am, ax) -> bool:
         """A reshape that merged the sample's axes with a literal width (Keras ``Flatten`` traced at one length,
         ``(B, T, F) -> (-1, T*F)``): it lines up only at the traced length, so the algebra records a scramble."""
@@ -152,7 +164,8 @@ class TimeMergedIntoFeatures(Rule):
                 continue
             seen.add(t)
             for k, ax in enumerate(am.axes(t) or ()):
-                if self.has_time(am, ax) or self.sample_merge(am, ax) or self.scrambled_merge(am, ax):
+                if self.has_time(am, ax) or self.sample_merge(am, ax) or self.scrambled_merge(am, ax) \
+                        or self.unfolded_into_features(am, ax):
                     merger = am.origin(t, k)
                     if merger is not None and merger.op_type in MERGERS and all(m is not merger for m, _ in found):
                         found.append((merger, k))
