@@ -182,6 +182,9 @@ class Prepared:
 MAX_RANDOM_BYTES = 2**31
 #: the inputs verify builds for one binding, all together: a declared [2**40, 6] input is refused, not allocated
 MAX_FEED_BYTES = 512 * 2**20
+#: values one execute() (or reference_run()) brings into this process for comparison, all runs together: with
+#: the child's caps (32 MiB a tensor, 128 MiB a run) alone, fix held 6 runs' worth at once (> 900 MB)
+MAX_KEPT_VALUES_BYTES = 40 * 2**20
 
 
 def _random_tensor(t: onnx.TensorProto, rng: np.random.Generator) -> onnx.TensorProto:
@@ -1223,7 +1226,8 @@ def execute(prepared: Prepared, mg: ModelGraph, table: ShapeTable, bindings: lis
         t_left = timeout
         results = run_jobs(jobs, provider, t_left, memory_mb)
         ex.main = [results[("main", i)] for i in range(len(bindings))]
-        _load_values(ex.main, jobs[0], keep_values)
+        budget = [MAX_KEPT_VALUES_BYTES]
+        _load_values(ex.main, jobs[0], keep_values, budget)
         # translate failures; then rerun the graph without each failing node and what depends on it, so
         # the shapes that reached it are known and independent failures elsewhere show up too
         excluded: dict[int, set[int]] = {}
@@ -1258,7 +1262,7 @@ def execute(prepared: Prepared, mg: ModelGraph, table: ShapeTable, bindings: lis
             excluded = {}
             for job in jobs:
                 rs = [res[(job["id"], r["index"])] for r in job["runs"]]
-                _load_values(rs, job, keep_values)
+                _load_values(rs, job, keep_values, budget)
                 for r, out in zip(job["runs"], rs):
                     i = r["index"]
                     if out.status == "ok":
@@ -1303,13 +1307,14 @@ def reference_run(prepared: Prepared, mg: ModelGraph, table: ShapeTable, binding
         job = {"id": "reference", "engine": "reference", "model": path, "runs": runs}
         res = run_jobs([job], "cpu", timeout, memory_mb)
         out = [res[("reference", i)] for i in indices]
-        _load_values(out, job, True)
+        _load_values(out, job, True, [MAX_KEPT_VALUES_BYTES])
         return dict(zip(indices, out))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _load_values(results: list[RunResult], job: dict, keep: bool) -> None:
+def _load_values(results: list[RunResult], job: dict, keep: bool, budget: list[int]) -> None:
+    """Read the values the child saved, while ``budget[0]`` bytes last (the rest are not compared)."""
     if not keep:
         return
     for res, r in zip(results, job["runs"]):
@@ -1318,8 +1323,22 @@ def _load_values(results: list[RunResult], job: dict, keep: bool) -> None:
             continue
         with open(p + ".json", encoding="utf-8") as fh:
             index = json.load(fh)
+        res.values = {}
         with np.load(p, allow_pickle=False) as data:
-            res.values = {name: data[key] for name, key in index.items()}
+            for name, key in index.items():
+                size = _npz_member_bytes(data, key)
+                if size is None or size > budget[0]:
+                    continue
+                res.values[name] = data[key]
+                budget[0] -= res.values[name].nbytes
+
+
+def _npz_member_bytes(data, key: str) -> int | None:
+    """The size of one array of an open ``.npz``, from its zip entry (the array is not read)."""
+    try:
+        return data.zip.getinfo(f"{key}.npy").file_size
+    except (AttributeError, KeyError):
+        return None
 
 
 def _index_of(model: onnx.ModelProto, node: onnx.NodeProto) -> int | None:

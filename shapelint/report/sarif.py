@@ -62,7 +62,7 @@ def artifact_uri(path: str) -> str:
             p = p.resolve().relative_to(Path.cwd().resolve())
         except ValueError:
             return p.resolve().as_uri()
-    return quote(p.as_posix())
+    return quote(os.fsencode(p.as_posix()))  # bytes: a name that is not UTF-8 (b"\xff" as "\udcff") is %FF
 
 
 def _fingerprint(d: Diagnostic, path: str, ordinal: int) -> str:
