@@ -24,6 +24,7 @@ import logging
 import os
 import shutil
 import tempfile
+import uuid
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -250,6 +251,12 @@ def _targets(output: str) -> tuple[Path, Path]:
     return target, atomic_target(target.parent / (target.name + ".data"))
 
 
+def _all_tensors(model: onnx.ModelProto):
+    from onnx.external_data_helper import _get_all_tensors
+
+    return _get_all_tensors(model)
+
+
 def _save(model: onnx.ModelProto, output: str, external: bool) -> None:
     """Write ``model`` atomically; with external data (a copy is saved: onnx.save empties the tensors it moves out).
 
@@ -263,10 +270,23 @@ def _save(model: onnx.ModelProto, output: str, external: bool) -> None:
         tmp = tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.")
         try:
             staged = os.path.join(tmp, target.name)
+            # onnx checks the location against the working directory, not the model's folder: a sidecar left
+            # there by an earlier run ("fixed.onnx.data") would refuse the save. Stage under a fresh name,
+            # then point the tensors at the final one.
+            scratch = f".{uuid.uuid4().hex}.data"
             onnx.save(_copy(model), staged, save_as_external_data=True, all_tensors_to_one_file=True,
-                      location=loc, size_threshold=0 if external else 1024)
-            if os.path.exists(os.path.join(tmp, loc)):
-                replace_from(os.path.join(tmp, loc), target.parent / loc)
+                      location=scratch, size_threshold=0 if external else 1024)
+            saved = onnx.load(staged, load_external_data=False)
+            for t in _all_tensors(saved):
+                for entry in t.external_data:
+                    if entry.key == "location" and entry.value == scratch:
+                        entry.value = loc
+            with open(staged, "wb") as fh:
+                fh.write(saved.SerializeToString())
+                fh.flush()
+                os.fsync(fh.fileno())
+            if os.path.exists(os.path.join(tmp, scratch)):
+                replace_from(os.path.join(tmp, scratch), target.parent / loc)
             replace_from(staged, target)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)

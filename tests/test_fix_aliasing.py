@@ -162,6 +162,18 @@ def test_rewriting_an_earlier_copy_replaces_it_whole(tmp_path, with_rule):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fixed.onnx", "fixed.onnx.data", "model.onnx", "w.bin"]
 
 
+def test_rewriting_an_earlier_copy_from_its_own_folder_works(tmp_path, with_rule, monkeypatch):
+    # onnx checks a sidecar's name against the working directory: `fix m.onnx -o fixed.onnx` run twice in the
+    # model's folder found the first run's fixed.onnx.data and refused the save
+    external_model(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    for _ in range(2):
+        result = fix_model("model.onnx", "fixed.onnx", rules=with_rule)
+        assert result.exit_code == 0, render_fix_text(result)
+    onnx.checker.check_model(onnx.load("fixed.onnx"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fixed.onnx", "fixed.onnx.data", "model.onnx", "w.bin"]
+
+
 @pytest.mark.parametrize("external", [False, True])
 def test_a_full_device_leaves_the_old_copy_whole_and_no_temp_file(tmp_path, with_rule, monkeypatch, external):
     src = external_model(tmp_path) if external else tmp_path / "baked.onnx"
