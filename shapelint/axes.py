@@ -50,7 +50,7 @@ they never re-derive axes.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 import onnx
@@ -1211,7 +1211,7 @@ class AxisMap:
         shape = self.table.shape(node.output[0])
         if a is None or b is None or shape is None or len(a) != 2 or len(b) != 2:
             return None
-        ta, tb = self._attr(node, "transA", 0), self._attr(node, "transB", 0)
+        ta = self._attr(node, "transA", 0)
         rows, k_axis = (a[1], a[0]) if ta else (a[0], a[1])
         if self.is_weight(node.input[1]):
             self.label(k_axis, "feature", node)
@@ -1365,7 +1365,6 @@ class AxisMap:
         self.label(x[t_ax], "time", node)
         self.label(x[b_ax], "batch" if len(x[b_ax]) <= 1 else "folded-batch", node)
         self.label(x[2], "feature", node)
-        ys = self.table.shape(node.output[0]) if node.output and node.output[0] else None
         dirs = 2 if self._attr(node, "direction", b"forward") in (b"bidirectional", "bidirectional") else 1
         hidden = self._attr(node, "hidden_size")
         name = node.output[0] if node.output and node.output[0] else node.name

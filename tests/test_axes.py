@@ -162,7 +162,6 @@ def recurrence(seq, width, form, hidden=4):
 
 def sl202_model(c, h, wd, dims, bad, form="lstm", nhwc=False, computed=False):
     nodes, shape, inits = conv_map(c, h, wd, dims, nhwc)
-    n = dims[0]
     if nhwc:
         # bad: back to channel-major before flattening positions; good: flatten the NHWC map directly
         if bad:
