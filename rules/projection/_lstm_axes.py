@@ -1,6 +1,9 @@
 """Axis roles of recurrent outputs, tracked forward through the graph.
 
-Private to the projection family (``rules/projection``).  ONNX LSTM/GRU/RNN
+Used by SL401 and SL402 only: every other sequence rule reads the one axis
+analysis, ``shapelint.axes``; these two still need its per-direction, per-step
+segments (``torch.cat([h_n[-2], h_n[-1]], 1)``, a state concatenated twice)
+ported there, and until then this module is their tracking.  ONNX LSTM/GRU/RNN
 write ``Y`` as ``[seq, num_directions, batch, hidden]`` (``layout=0``) or
 ``[batch, seq, num_directions, hidden]`` (``layout=1``) and ``Y_h``/``Y_c`` as
 ``[num_directions, batch, hidden]``.  :func:`analyse` walks the main graph in
@@ -213,7 +216,6 @@ class Analysis:
     roles: dict = field(default_factory=dict)  # tensor -> Roles
     sources: list = field(default_factory=list)  # Recurrent
     mixes: list = field(default_factory=list)  # (node, Roles in, Roles out, axis index)
-    first_steps: dict = field(default_factory=dict)  # node name -> (node, Roles after) for step-0 selections
 
     subs: dict = field(default_factory=dict)  # unknown dims of inference -> what the walk learned
     table: object = None
@@ -788,8 +790,6 @@ class _Walker:
     def take_step(self, r: Roles, index, node, axis: int):
         """Segments after picking one time step (``index`` in positions, None when dynamic)."""
         key = node.name or node.output[0]
-        if index == 0:
-            self.an.first_steps[key] = (node, r, axis)
         return tuple(replace(s, step=("index", index, key)) if s.step is None else s for s in r.segs)
 
     def _norm_index(self, i, dim):
@@ -1086,34 +1086,3 @@ def is_mixed(axis: Axis, before: Roles) -> bool:
     if DIRECTION in parts and before.n_directions > 1 and parts & {BATCH, TIME}:
         return True
     return BATCH in parts and bool(parts & {HIDDEN, FEATURE, DIRECTION})
-
-
-_COMBINE = frozenset("Mul MatMul Einsum Div Sub Add Where".split())
-_PASS = PURE_UNARY | OTHER_UNARY | BINARY | frozenset("Unsqueeze Squeeze Transpose Reshape Expand Softmax Pow".split())
-
-
-def weights_the_sequence(tensor: str, an: Analysis, ctx, depth: int = 6) -> bool:
-    """True when ``tensor`` is combined back with a sequence it was computed from.
-
-    Attention weights multiplied with the recurrent output, or a mean
-    subtracted from the states it was taken over (normalisation): the
-    reduction or softmax is then a step of a larger computation, not the
-    prediction.
-    """
-    down = {tensor}
-    frontier = [(tensor, 0)]
-    while frontier:
-        t, d = frontier.pop()
-        for c in ctx.consumers(t):
-            if c.op_type in _COMBINE:
-                for other in c.input:
-                    if other and other not in down:
-                        r = an.get(other)
-                        if r is not None and r.find_part(TIME) is not None:
-                            return True
-            if d < depth and c.op_type in _PASS | _COMBINE:
-                for o in c.output:
-                    if o and o not in down:
-                        down.add(o)
-                        frontier.append((o, d + 1))
-    return False
