@@ -215,20 +215,22 @@ class TracedSizeBakedIn(Rule):
 
     @staticmethod
     def outer_producer(t, ctx):
-        for n in ctx.graph.nodes:
-            if n.op_type not in ("Loop", "Scan"):
-                continue
-            body = next((a.g for a in n.attribute if a.name == "body"), None)
-            if body is None:
-                continue
-            names = [vi.name for vi in body.input]
-            if t not in names:
-                continue
-            k = names.index(t)
-            if (n.op_type == "Loop" and k < 2) or k >= len(n.input) or not n.input[k]:
-                return None  # the iteration number and the condition have no outer tensor
-            return ctx.producer(n.input[k])  # Loop: [M, cond, states...]; Scan: [states..., scans...]
-        return None
+        """The producer, outside, of what a Loop/Scan body input starts as (its carried state)."""
+        index = ctx.table.analyses.get("sl501_body_inputs")
+        if index is None:  # once per model: body input name -> outer tensor
+            index = {}
+            for n in ctx.graph.nodes:
+                if n.op_type not in ("Loop", "Scan"):
+                    continue
+                body = next((a.g for a in n.attribute if a.name == "body"), None)
+                for k, vi in enumerate(body.input if body is not None else ()):
+                    # Loop: [M, cond, states...] (the iteration number and condition have no outer tensor);
+                    # Scan: [states..., scans...]
+                    if (n.op_type == "Scan" or k >= 2) and k < len(n.input) and n.input[k]:
+                        index.setdefault(vi.name, n.input[k])
+            ctx.table.analyses["sl501_body_inputs"] = index
+        outer = index.get(t)
+        return ctx.producer(outer) if outer else None
 
     def bakes(self, n, values, names, ctx):
         idx = 0 if n.op_type == "ConstantOfShape" else 1
