@@ -56,6 +56,8 @@ import sys
 import tempfile
 import time
 import traceback
+
+from .isolated import _cpu_seconds, _vm_size  # the memory and CPU watch the in-process runs share
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -880,26 +882,6 @@ def fork_run(fn, *args, cpu: float, wall: float, memory: int | None) -> dict:
     if kind != "ok":
         return {"status": "raised", "detail": value, "seconds": seconds}
     return {"status": "ok", **value, "seconds": seconds}
-
-
-def _vm_size() -> int:
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmSize:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
-def _cpu_seconds(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
 
 
 def run_subprocess(case: Case, work: Path, tmp: Path) -> dict:
