@@ -47,7 +47,7 @@ reported.
 
 from __future__ import annotations
 
-from shapelint.dims import format_dim
+from shapelint.dims import format_dim, format_shape
 from shapelint.rule import Rule, Severity
 
 
@@ -125,7 +125,7 @@ class BatchTimeSwapped(Rule):
             what.append(f"axis {b_ax} ({format_dim(shape[b_ax])}) holds the sequence ({ab})")
         first = "batch" if at else "time"
         msg = (
-            f"{node.op_type} {name!r} {reads}, but X {am.labelled(x)} is {first}-first: {' and '.join(what)}; "
+            f"{node.op_type} {name!r} {reads}, but X {format_shape(shape)} is {first}-first: {' and '.join(what)}; "
             "the sequence positions run as separate samples and the batch as one sequence"
         )
         if layout == 0:
