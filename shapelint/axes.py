@@ -59,8 +59,9 @@ import sympy
 from .dims import Dim, Relation, compare, format_dim, is_named, product, ratio
 from .graph import ModelGraph
 from .infer import ShapeTable
+from .infer.registry import values_of
 
-__all__ = ["Source", "Factor", "Scramble", "Recurrence", "AxisMap", "analyse", "axis_map_for", "RECURRENT_OPS"]
+__all__ = ["Source", "Factor", "Scramble", "Recurrence", "State", "AxisMap", "analyse", "axis_map_for", "RECURRENT_OPS"]
 
 logger = logging.getLogger(__name__)
 
@@ -235,6 +236,22 @@ class Use:
     axes: tuple[int, ...]
 
 
+@dataclass(frozen=True)
+class State:
+    """One stretch of a features axis: a recurrence's hidden units (``recurrence`` None: other features).
+
+    ``direction``: ``forward``, ``reverse`` or ``?``; ``step``: ``all`` (the time axis is still there),
+    ``final`` (the op's final state), ``selected`` (a step a Gather/Slice picked), ``pooled``; ``tensor``:
+    where this stretch was taken (for messages).
+    """
+
+    recurrence: Recurrence | None
+    width: Dim
+    direction: str
+    step: str
+    tensor: str
+
+
 # ----------------------------------------------------------------- arithmetic on dims
 
 def _eq(a: Dim, b: Dim) -> bool:
@@ -317,6 +334,11 @@ class AxisMap:
         self._restacks: list[tuple[str, int, tuple]] = []  # (tensor, axis, factors) where steps were stacked back
         self._before: set[str] | None = None
         self._names: dict[tuple[str, int], str] = {}
+        self._owner: dict[int, Recurrence] = {}  # source id -> the recurrence whose cell (or op) computes it
+        self._members: dict[int, tuple[str, ...]] = {}  # Concat-made source id -> the tensors concatenated
+        self._dir_stacks: set[int] = set()  # Concat-made sources that stack directions or layers of recurrences
+        self._unit_dir: dict[str, int] = {}  # tensor -> its length-1 num_directions axis (one-direction op)
+        self._bodies: list[tuple[onnx.NodeProto, int, int]] = []  # Loop/Scan node, ids of the sources its body made
         for vi in graph.graph.input:
             dims = vi.type.tensor_type.shape.dim if vi.type.HasField("tensor_type") else ()
             for k, d in enumerate(dims):
@@ -486,7 +508,9 @@ class AxisMap:
         words = []
         for f in ax:
             s = f.source
-            if s.kind in ("channel", "spatial", "hidden", "direction", "feature"):
+            if self.is_direction(s):
+                w = "direction"
+            elif s.kind in ("channel", "spatial", "hidden", "direction", "feature"):
                 w = s.kind
             elif s.kind == "scramble":
                 w = "scrambled"
@@ -553,6 +577,263 @@ class AxisMap:
 
     def recurrences_reading(self, tensor: str) -> list[Recurrence]:
         return [r for r in self.recurrences if r.tensor == tensor]
+
+    # -- directions and recurrent states (SL401, SL402)
+    def owner(self, s: Source) -> Recurrence | None:
+        """The recurrence that computes source ``s``: an LSTM/GRU/RNN's hidden or direction axis, the features a
+        Loop/Scan body or an unrolled cell computes."""
+        rc = self._owner.get(s.id)
+        if rc is not None:
+            return rc
+        for node, lo, hi in self._bodies:  # innermost body first (it finished first)
+            if lo <= s.id < hi:
+                rc = next((r for r in self.recurrences if r.node is node), None)
+                if rc is not None:
+                    return rc
+        return None
+
+    def is_direction(self, s: Source) -> bool:
+        """``s`` holds a recurrence's directions: an LSTM/GRU/RNN's num_directions axis, the layers' ones
+        concatenated (``h_n``: num_layers*num_directions), a part of those, or two passes stacked."""
+        if s.kind == "direction" or s.id in self._dir_stacks:
+            return True
+        return s.kind == "part" and bool(s.parents) and all(
+            p.kind == "direction" or p.id in self._dir_stacks for p in s.parents)
+
+    def direction_axes(self, tensor: str) -> list[int]:
+        """Axes of ``tensor`` that hold only directions (the length-1 one of a one-direction op included)."""
+        out = [k for k, ax in enumerate(self.axes(tensor) or ())
+               if ax and all(self.is_direction(f.source) for f in ax)]
+        u = self._unit_dir.get(tensor)
+        if u is not None and u not in out and self.axis(tensor, u) == ():
+            out.append(u)
+        return sorted(out)
+
+    def several_directions(self, tensor: str) -> bool:
+        """``tensor`` still has a direction axis with more than one entry."""
+        return any(self.axis(tensor, k) for k in self.direction_axes(tensor))
+
+    def direction_mix(self, node) -> tuple[int, str] | None:
+        """A Reshape/Flatten ``node`` that merges its input's direction axis (of several entries) with another
+        axis, or scrambles it: ``(output axis, "batch" | "time" | "features" | "scramble" | "other")``.
+        Directions merged just before the same recurrence's hidden units ([forward | backward] features) are
+        the right merge: None."""
+        if not node.input or not node.output or not self.several_directions(node.input[0]):
+            return None
+        for k, ax in enumerate(self.axes(node.output[0]) or ()):
+            sc = self.scramble_of(ax)
+            if sc is not None and any(self.is_direction(m) for m in sc.mixed):
+                return k, "scramble"
+            srcs = self.sources_of(ax)
+            dirs = [j for j, s in enumerate(srcs) if self.is_direction(s)]
+            if not dirs or len(dirs) == len(srcs):
+                continue
+            before, after = srcs[:dirs[0]], srcs[dirs[-1] + 1:]
+            owners = {id(self.owner(srcs[j])) for j in dirs}
+            if not before and after and all(self.owner(s) is not None and id(self.owner(s)) in owners
+                                            and s.kind in ("hidden", "feature", "part") for s in after):
+                continue  # (directions, hidden): [forward | backward] features
+            others = [s for s in srcs if not self.is_direction(s)]
+            if any(self.is_(s, "batch") or self.has_label(s, "folded-batch") or self.has_label(s, "state-batch")
+                   for s in others):
+                return k, "batch"
+            if any(self.is_(s, "time") for s in others):
+                return k, "time"
+            if all(self.owner(s) is not None for s in others):
+                return k, "features"
+            return k, "other"
+        return None
+
+    def states(self, tensor: str, k: int) -> list["State"] | None:
+        """What axis ``k`` of ``tensor`` holds, stretch by stretch (major first), when it holds recurrences'
+        hidden states: one :class:`State` per direction, layer or concatenated piece (other features as a State
+        without a recurrence).  None when the axis is not made of recurrent states."""
+        return self._states(tensor, k, 0)
+
+    def _states(self, t: str, k: int, depth: int):
+        ax = self.axis(t, k)
+        if not ax or depth > 12:
+            return None
+        if len(ax) == 1:
+            s = ax[0].source
+            members = self._members.get(s.id)
+            if members is not None and s.kind == "part":
+                out, any_state = [], False
+                for m in members:
+                    sub = self._states(m, k, depth + 1)
+                    if sub is None:
+                        ms = self.table.shape(m)
+                        out.append(State(None, ms[k] if ms is not None and k < len(ms) else None, "?", "?", m))
+                    else:
+                        any_state = True
+                        out.extend(sub)
+                return out if any_state else None
+            rc = self.owner(s)
+            if rc is None or s.kind not in ("hidden", "feature", "part") or not ax[0].whole:
+                return None
+            direction, step = self._trace_state(t, s, rc)
+            return [State(rc, s.size, direction, step, t)]
+        if len(ax) == 2 and self.is_direction(ax[0].source) and ax[1].source.kind == "hidden" \
+                and self.owner(ax[0].source) is self.owner(ax[1].source) is not None:
+            rc = self.owner(ax[1].source)
+            _, step = self._trace_state(t, ax[1].source, rc)
+            return [State(rc, ax[1].source.size, d, step, t) for d in ("forward", "reverse")]
+        return None
+
+    def _trace_state(self, t: str, s: Source, rc: Recurrence) -> tuple[str, str]:
+        """Which direction of ``rc`` and which step the hidden units ``s`` in ``t`` are: back along the data
+        path to the recurrence, through the selections (Gather/Slice/Split) made on the way."""
+        pick, step, cur = None, "all", t
+        for _ in range(48):
+            p = self.graph.producer(cur)
+            if p is None:
+                break
+            if p is rc.node:
+                if rc.kind == "op" and list(p.output).index(cur) > 0:
+                    step = "final" if step == "all" else step
+                elif rc.kind == "loop" and cur in p.output and list(p.output).index(cur) < len(p.input) - 2:
+                    step = "final" if step == "all" else step
+                break
+            st = self._steps.get(cur)
+            if st is not None and p.op_type in ("Gather", "Slice", "Split") and p.input and st[3] == p.input[0]:
+                factors = st[0]
+                if factors and all(self.is_direction(f.source) for f in factors):
+                    pick = st[1] if pick is None else pick
+                elif step == "all":
+                    step = "selected"
+            if p.op_type in REDUCTIONS and step == "all":
+                step = "pooled"
+            nxt = next((i for i in p.input if i and any(f.source is s for ax in self.axes(i) or () for f in ax or ())),
+                       None)
+            if nxt is None:
+                break
+            cur = nxt
+        if rc.kind == "op" and rc.direction == "bidirectional":
+            direction = {0: "forward", 1: "reverse", -1: "reverse"}.get(pick, "?") if pick is not None else "?"
+        else:
+            direction = rc.direction
+            ax = self.axis(rc.tensor, rc.time_axis)
+            if rc.kind != "op" and ax and len(ax) == 1 and ax[0].source.kind == "reversed":
+                direction = "reverse"  # a pass over the sequence read backwards
+        return direction, step
+
+    def same_value(self, a: str, b: str, depth: int = 6) -> bool:
+        """``a`` and ``b`` are computed by the same ops from the same tensors (so they hold the same values)."""
+        if a == b:
+            return True
+        if depth <= 0 or not a or not b:
+            return False
+        pa, pb = self.graph.producer(a), self.graph.producer(b)
+        if pa is None or pb is None or pa.op_type != pb.op_type or pa.domain != pb.domain \
+                or len(pa.input) != len(pb.input) or list(pa.output).index(a) != list(pb.output).index(b) \
+                or [x.SerializeToString() for x in pa.attribute] != [x.SerializeToString() for x in pb.attribute]:
+            return False
+        if pa.op_type in ("RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial",
+                          "Bernoulli", "Dropout"):
+            return False
+        for x, y in zip(pa.input, pb.input):
+            if x == y:
+                continue
+            vx, vy = values_of(self.table.get(x)), values_of(self.table.get(y))
+            if vx is not None and vy is not None:
+                if len(vx) != len(vy) or not all(_eq(p, q) for p, q in zip(vx, vy)):
+                    return False
+                continue
+            if not self.same_value(x, y, depth - 1):
+                return False
+        return True
+
+    def partner(self, rc: Recurrence) -> Recurrence | None:
+        """The other pass of a bidirectional pair: a recurrence over ``rc``'s sequence read backwards (or the
+        pass ``rc`` reads backwards)."""
+        return next((o for o in self.recurrences if o is not rc and self._passes(rc, o)), None)
+
+    def _passes(self, ra: Recurrence, rb: Recurrence) -> bool:
+        """``ra`` and ``rb`` run over the same sequence in opposite directions: one reads it backwards (a reversing
+        Slice/Gather before it), or one is a reverse recurrence (Scan's scan_input_directions, an unrolled
+        cell reading the last step first) over the same axis."""
+        if ra.kind == "op" or rb.kind == "op":
+            return False
+        ta, tb = self.axis(ra.tensor, ra.time_axis), self.axis(rb.tensor, rb.time_axis)
+        if not ta or not tb:
+            return False
+        if _reads_backwards(ta, tb) or _reads_backwards(tb, ta):
+            return True
+        return [f.source for f in ta] == [f.source for f in tb] and {ra.direction, rb.direction} == {"forward",
+                                                                                                     "reverse"}
+
+    def _stacks_directions(self, ins, axis: int) -> bool:
+        """Concatenating along ``axis`` the direction axes of recurrent ops' outputs (``h_n`` of several layers),
+        or, on a new axis, a forward and a backward pass over the same sequence (``jnp.stack([fwd, bwd])``)."""
+        if len(ins) < 2:
+            return False
+        owners, passes = [], []
+        for t, a in ins:
+            ax = a[axis] if axis < len(a) else None
+            last = a[-1] if a else None
+            if ax is None or not last or len(last) != 1:
+                return False
+            rc = self.owner(last[0].source)
+            if rc is None:
+                return False
+            if ax != ():
+                if not all(self.is_direction(f.source) for f in ax):
+                    return False
+            elif self._unit_dir.get(t) != axis:
+                passes.append(rc)
+            owners.append(rc)
+        if len({id(r) for r in owners}) != len(owners):
+            return False
+        if not passes:
+            return all(r.kind == "op" for r in owners)
+        return len(owners) == 2 and len(passes) == 2 and self._passes(owners[0], owners[1])
+
+    def _reversal(self, idx: str, n: Dim) -> bool:
+        """``idx`` holds n-1, n-2, ..., 0 for an axis of length ``n``: ``(n - 1) - Range(0, n, 1)`` or
+        ``Range(n - 1, -1, -1)``."""
+        p = self.graph.producer(idx)
+        ishape = self.table.shape(idx)
+        if p is None or ishape is None or len(ishape) != 1 or not _eq(ishape[0], n):
+            return False
+
+        def val(t):
+            v = values_of(self.table.get(t)) if t else None
+            return v[0] if v is not None and len(v) == 1 else None
+
+        if p.op_type == "Cast" and p.input:
+            return self._reversal(p.input[0], n)
+        if p.op_type == "Range" and len(p.input) == 3:
+            start, limit, delta = (val(i) for i in p.input)
+            return _eq(start, n - 1) and _eq(limit, -1) and _eq(delta, -1)
+        if p.op_type == "Sub" and len(p.input) == 2:
+            r = self.graph.producer(p.input[1])
+            if r is None or r.op_type != "Range" or len(r.input) != 3 or not _eq(val(p.input[0]), n - 1):
+                return False
+            start, limit, delta = (val(i) for i in r.input)
+            return _eq(start, 0) and _eq(limit, n) and _eq(delta, 1)
+        return False
+
+    def _propagate_unit_dir(self, node) -> None:
+        """Carry a one-direction op's length-1 direction axis through layout and elementwise ops and MatMul."""
+        if not node.output or not node.output[0] or node.output[0] in self._unit_dir:
+            return
+        o, op = node.output[0], node.op_type
+        if op == "Transpose":
+            k = self._unit_dir.get(node.input[0]) if node.input else None
+            perm = self._attr(node, "perm")
+            if k is not None and perm is not None and k in list(perm):
+                self._unit_dir[o] = list(perm).index(k)
+            return
+        if op not in ELEMENTWISE and op != "MatMul":
+            return
+        for t in node.input:
+            k = self._unit_dir.get(t) if t else None
+            if k is None:
+                continue
+            rin, rout = len(self.axes(t) or ()), len(self.axes(o) or ())
+            if rin and rin == rout and (op != "MatMul" or k < rin - 2):
+                self._unit_dir[o] = k
+            return
 
     # ------------------------------------------------------------- building blocks
     def new(self, kind: str, size: Dim, tensor: str, axis: int, node=None, parents=()) -> Axis:
@@ -632,6 +913,8 @@ class AxisMap:
             self._propagate_values(node)
             self._propagate_step(node)
             self._propagate_origin(node)
+            if self._unit_dir:
+                self._propagate_unit_dir(node)
 
     def _propagate_origin(self, node) -> None:
         """An output axis that is one of the data input's axes, unchanged, keeps where that axis was formed."""
@@ -1000,8 +1283,15 @@ class AxisMap:
                 self._values[node.output[0]] = tuple(pick)
             except IndexError:
                 pass
-        if iv is not None and iv.ndim == 0:
-            i = int(iv)
+        scalar = int(iv) if iv is not None and iv.ndim == 0 else None
+        if iv is None and self.table.shape(idx) == ():
+            scalar = _index_of(values_of(self.table.get(idx)), shape[axis])
+        if iv is None and scalar is None and self._reversal(idx, shape[axis]) and x[axis]:
+            # indices n-1, n-2, ..., 0 computed from the axis length (jax2onnx's reverse): the axis read backwards
+            rev = self.new("reversed", shape[axis], node.output[0], axis, node, parents=[f.source for f in x[axis]])
+            return [x[:axis] + (rev,) + x[axis + 1:]]
+        if scalar is not None:
+            i = scalar
             n = shape[axis]
             if i < 0 and isinstance(n, int):
                 i += n
@@ -1117,6 +1407,11 @@ class AxisMap:
                 parents = [f.source for _, a in ins for f in a[k]]
                 out.append(self.new("part", out_shape[k], node.output[0], k, node, parents=parents)
                            if out_shape[k] != 1 else ())
+                if out[-1]:
+                    sid = out[-1][0].source.id
+                    self._members[sid] = tuple(t for t, _ in ins)
+                    if self._stacks_directions(ins, k):
+                        self._dir_stacks.add(sid)
                 continue
             data = [a[k] for t, a in ins if not self.is_weight(t) and a[k] != ()] or [a[k] for _, a in ins]
             chosen = data[0]
@@ -1372,6 +1667,12 @@ class AxisMap:
         h_ax = self.new("hidden", hidden, name, 3, node) if hidden else None
         if h_ax is None:
             return None
+        for f in d_ax + h_ax:
+            self._owner[f.source.id] = self.recurrences[-1]
+        if dirs == 1:
+            for j, o in enumerate(node.output):
+                if o:
+                    self._unit_dir[o] = (2 if layout else 1) if j == 0 else (1 if layout else 0)
         # initial states: [num_directions, batch, hidden] whatever the layout (layout=1: [batch, dirs, hidden])
         for i in (5, 6):
             st = self._in(node, i)
@@ -1425,6 +1726,7 @@ class AxisMap:
         first = len(self.sources)
         self._walk(body.node)
         self._body_sources.update(range(first, len(self.sources)))
+        self._bodies.append((node, first, len(self.sources)))
         outs = []
         out_axes = list(self._attr(node, "scan_output_axes", None) or [])
         for k, o in enumerate(node.output):
@@ -1473,6 +1775,7 @@ class AxisMap:
         first = len(self.sources)
         self._walk(body.node)
         self._body_sources.update(range(first, len(self.sources)))
+        self._bodies.append((node, first, len(self.sources)))
         outs = []
         for k, o in enumerate(node.output):
             b = self._axes.get(body.output[k + 1].name) if k + 1 < len(body.output) else None
@@ -1590,6 +1893,8 @@ class AxisMap:
                     stacked = self.axes(t) or ()
                     if stacked and j != len(stacked) - 1:
                         self._body_sources.update(f.source.id for f in stacked[-1] or ())
+                        for f in stacked[-1] or ():
+                            self._owner.setdefault(f.source.id, rc)
 
     @property
     def live(self) -> set[str]:
@@ -1653,6 +1958,27 @@ class AxisMap:
                     if o and o not in from_second:
                         stack.append(o)
         return False
+
+
+def _index_of(value, n: Dim) -> int | None:
+    """A scalar index computed in the graph (``n - 1`` from a Shape) as a Gather index: ``-1`` counts from the end."""
+    if value is None or len(value) != 1:
+        return None
+    v = value[0]
+    if isinstance(v, int):
+        return v
+    if isinstance(v, sympy.Integer):
+        return int(v)
+    try:
+        d = sympy.simplify(v - n)
+    except (TypeError, sympy.SympifyError):
+        return None
+    return int(d) if isinstance(d, sympy.Integer) and d < 0 else None
+
+
+def _reads_backwards(a: Axis, b: Axis) -> bool:
+    """Axis ``b`` is axis ``a`` read backwards (a reversing Slice or Gather of it)."""
+    return len(b) == 1 and b[0].source.kind == "reversed" and [f.source for f in a] == list(b[0].source.parents)
 
 
 def _scanned(kind, node, tensor, time_axis, rank) -> Recurrence:

@@ -403,3 +403,160 @@ def test_a_recurrence_the_rules_cannot_read_is_said_in_json_and_in_the_summary(t
     assert "sequence rules undecided on 1 of 2 recurrences" in text.splitlines()[-1]
     verbose = CliRunner().invoke(main, ["-v", "check", "--isolated", *paths]).stdout
     assert "undecided [sequence] LSTM 'rnn'" in verbose
+
+
+# ----------------------------------------------------------------- directions and recurrent states (SL401/SL402)
+# ONNX LSTM: Y is (seq, num_directions, batch, hidden), Y_h (num_directions, batch, hidden); direction 0 is the
+# forward pass, 1 the reverse one (the ONNX operator spec).  What each tensor holds follows from that.
+
+def _bilstm(extra_nodes, extra_inits=(), hidden=4):
+    nodes = [helper.make_node("LSTM", ["x", "W", "R", "B"], ["Y", "Yh"], hidden_size=hidden,
+                              direction="bidirectional")] + extra_nodes
+    inits = {"W": w(2, 4 * hidden, 3), "R": w(2, 4 * hidden, hidden), "B": w(2, 8 * hidden), **dict(extra_inits)}
+    return make(nodes, [("x", ["seq", "batch", 3])], ["out"], inits)
+
+
+def test_the_direction_axis_of_y_and_its_merge_before_the_hidden_units():
+    m = _bilstm([helper.make_node("Transpose", ["Y"], ["Yt"], perm=[0, 2, 1, 3]),
+                 helper.make_node("Reshape", ["Yt", "s"], ["out"])], {"s": i64(0, 0, -1)})
+    am = axes_of(m)
+    assert am.direction_axes("Y") == [1]
+    assert am.direction_axes("out") == []  # merged into the features
+    st = am.states("out", 2)
+    assert [(s.direction, s.width, s.step) for s in st] == [("forward", 4, "all"), ("reverse", 4, "all")]
+
+
+def test_final_states_picked_by_index_are_forward_then_backward():
+    m = _bilstm([helper.make_node("Gather", ["Yh", "i0"], ["hf"], axis=0),
+                 helper.make_node("Gather", ["Yh", "i1"], ["hb"], axis=0),
+                 helper.make_node("Concat", ["hf", "hb"], ["out"], axis=1)],
+                {"i0": np.array(0, np.int64), "i1": np.array(1, np.int64)})
+    am = axes_of(m)
+    st = am.states("out", 1)
+    assert [(s.direction, s.step, s.tensor) for s in st] == [("forward", "final", "hf"), ("reverse", "final", "hb")]
+    assert not am.same_value("hf", "hb")
+
+
+def test_the_same_state_computed_twice_has_the_same_value():
+    # h_n[-1] written twice, the second time with an index computed from the shape: Shape(Yh)[0] - 1
+    m = _bilstm([helper.make_node("Gather", ["Yh", "last"], ["a"], axis=0),
+                 helper.make_node("Shape", ["Yh"], ["sh"]),
+                 helper.make_node("Gather", ["sh", "zero"], ["n"], axis=0),
+                 helper.make_node("Sub", ["n", "one"], ["n1"]),
+                 helper.make_node("Gather", ["Yh", "n1"], ["b"], axis=0),
+                 helper.make_node("Gather", ["Yh", "one"], ["c"], axis=0),
+                 helper.make_node("Concat", ["a", "b"], ["out"], axis=1)],
+                {"last": np.array(-1, np.int64), "zero": np.array(0, np.int64), "one": np.array(1, np.int64)})
+    am = axes_of(m)
+    assert am.step("b")[1] == 1  # index 2 - 1 on the direction axis of 2
+    assert am.same_value("b", "c")  # both Gather(Yh, 1)
+    assert not am.same_value("a", "b")  # -1 and 1 are the same entry, but not the same computation: not claimed
+
+
+def test_a_symbolic_last_index_is_step_minus_one():
+    # out[:, T - 1] with T read from the shape (jax2onnx's f[:, -1])
+    m = make([helper.make_node("Shape", ["x"], ["sh"]),
+              helper.make_node("Gather", ["sh", "one"], ["t"], axis=0),
+              helper.make_node("Sub", ["t", "one"], ["t1"]),
+              helper.make_node("Gather", ["x", "t1"], ["out"], axis=1)],
+             [("x", ["B", "T", 5])], ["out"], {"one": np.array(1, np.int64)})
+    am = axes_of(m)
+    assert am.step("out")[1] == -1
+
+
+@pytest.mark.parametrize("form", ["sub_range", "range_down"])
+def test_gathering_with_indices_n_minus_1_down_to_0_reads_the_axis_backwards(form):
+    nodes = [helper.make_node("Shape", ["x"], ["sh"]),
+             helper.make_node("Gather", ["sh", "one"], ["t"], axis=0),
+             helper.make_node("Sub", ["t", "one"], ["t1"])]
+    if form == "sub_range":
+        nodes += [helper.make_node("Range", ["zero", "t", "one"], ["r"]),
+                  helper.make_node("Sub", ["t1", "r"], ["idx"])]
+    else:
+        nodes += [helper.make_node("Range", ["t1", "mone", "mone"], ["idx"])]
+    nodes += [helper.make_node("Gather", ["x", "idx"], ["out"], axis=1)]
+    m = make(nodes, [("x", ["B", "T", 5])], ["out"],
+             {"one": np.array(1, np.int64), "zero": np.array(0, np.int64), "mone": np.array(-1, np.int64)})
+    am = axes_of(m)
+    (f,) = am.axis("out", 1)
+    assert f.source.kind == "reversed" and [p.tensor for p in f.source.parents] == ["x"]
+    assert am.axis("out", 0) == am.axis("x", 0) and am.axis("out", 2) == am.axis("x", 2)
+
+
+def test_an_index_range_that_is_not_a_reversal_is_not_one():
+    m = make([helper.make_node("Shape", ["x"], ["sh"]),
+              helper.make_node("Gather", ["sh", "one"], ["t"], axis=0),
+              helper.make_node("Range", ["zero", "t", "one"], ["idx"]),
+              helper.make_node("Gather", ["x", "idx"], ["out"], axis=1)],
+             [("x", ["B", "T", 5])], ["out"], {"one": np.array(1, np.int64), "zero": np.array(0, np.int64)})
+    (f,) = axes_of(m).axis("out", 1)
+    assert f.source.kind != "reversed"
+
+
+def _scan_pass(name, x, h0, reverse, hidden=4, feat=3, seed=0):
+    body = helper.make_graph(
+        [helper.make_node("MatMul", [f"{name}_xt", f"{name}_wx"], [f"{name}_a"]),
+         helper.make_node("MatMul", [f"{name}_h", f"{name}_wh"], [f"{name}_b"]),
+         helper.make_node("Add", [f"{name}_a", f"{name}_b"], [f"{name}_s"]),
+         helper.make_node("Tanh", [f"{name}_s"], [f"{name}_hn"]),
+         helper.make_node("Identity", [f"{name}_hn"], [f"{name}_y"])],
+        f"{name}_body",
+        [helper.make_tensor_value_info(f"{name}_h", F, [None, hidden]),
+         helper.make_tensor_value_info(f"{name}_xt", F, [None, feat])],
+        [helper.make_tensor_value_info(f"{name}_hn", F, [None, hidden]),
+         helper.make_tensor_value_info(f"{name}_y", F, [None, hidden])],
+        [numpy_helper.from_array(w(feat, hidden, seed=seed), f"{name}_wx"),
+         numpy_helper.from_array(w(hidden, hidden, seed=seed + 1), f"{name}_wh")])
+    return helper.make_node("Scan", [h0, x], [f"{name}_last", f"{name}_out"], body=body, num_scan_inputs=1,
+                            scan_input_axes=[1], scan_output_axes=[1], scan_input_directions=[int(reverse)],
+                            scan_output_directions=[int(reverse)])
+
+
+def _two_passes(stack: bool):
+    """A forward and a reverse Scan over x (B, T, 3), both (B, T, 4), stacked on a new axis or concatenated."""
+    nodes = [helper.make_node("Shape", ["x"], ["sh"]),
+             helper.make_node("Gather", ["sh", "zero"], ["b"], axis=0),
+             helper.make_node("Unsqueeze", ["b", "zero1"], ["b1"]),
+             helper.make_node("Concat", ["b1", "four"], ["hs"], axis=0),
+             helper.make_node("ConstantOfShape", ["hs"], ["h0"],
+                              value=helper.make_tensor("v", F, [1], [0.0])),
+             _scan_pass("f", "x", "h0", False), _scan_pass("r", "x", "h0", True, seed=5)]
+    if stack:
+        nodes += [helper.make_node("Unsqueeze", ["f_out", "two"], ["fu"]),
+                  helper.make_node("Unsqueeze", ["r_out", "two"], ["ru"]),
+                  helper.make_node("Concat", ["fu", "ru"], ["out"], axis=2)]
+    else:
+        nodes += [helper.make_node("Concat", ["f_out", "r_out"], ["out"], axis=2)]
+    return make(nodes, [("x", ["B", "T", 3])], ["out"],
+                {"zero": np.array(0, np.int64), "zero1": i64(0), "four": i64(4), "two": i64(2)})
+
+
+def test_a_forward_and_a_reverse_pass_stacked_on_a_new_axis_are_a_direction_axis():
+    am = axes_of(_two_passes(stack=True))
+    assert am.direction_axes("out") == [2]
+    fwd, rev = (r for r in am.recurrences if r.node.output[1] in ("f_out", "r_out"))
+    assert am.partner(fwd) is rev and am.partner(rev) is fwd
+
+
+def test_the_two_passes_concatenated_on_the_features_are_forward_then_reverse_states():
+    am = axes_of(_two_passes(stack=False))
+    assert am.direction_axes("out") == []
+    assert [(s.direction, s.width, s.step) for s in am.states("out", 2)] == [("forward", 4, "all"),
+                                                                            ("reverse", 4, "all")]
+
+
+def test_two_unrelated_tensors_stacked_are_not_directions():
+    m = make([helper.make_node("Unsqueeze", ["x", "two"], ["a"]),
+              helper.make_node("Unsqueeze", ["y", "two"], ["b"]),
+              helper.make_node("Concat", ["a", "b"], ["out"], axis=2)],
+             [("x", ["B", "T", 4]), ("y", ["B", "T", 4])], ["out"], {"two": i64(2)})
+    assert axes_of(m).direction_axes("out") == []
+
+
+def test_a_one_direction_ops_length_1_direction_axis_is_followed_through_a_transpose():
+    m = make([helper.make_node("LSTM", ["x", "W", "R"], ["Y"], hidden_size=4),
+              helper.make_node("Transpose", ["Y"], ["out"], perm=[2, 0, 1, 3])],
+             [("x", ["seq", "batch", 3])], ["out"], {"W": w(1, 16, 3), "R": w(1, 16, 4)})
+    am = axes_of(m)
+    assert am.direction_axes("Y") == [1] and am.direction_axes("out") == [2]
+    assert not am.several_directions("out")

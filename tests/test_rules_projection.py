@@ -12,7 +12,6 @@ import onnx
 import onnx.parser
 import pytest
 from onnx import numpy_helper
-from shapelint_rules.projection._lstm_axes import match_groups
 
 from shapelint.check import check
 from shapelint.dims import symbol
@@ -70,14 +69,6 @@ def fixed(model, diag):
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def test_reshape_matching_groups_axes_by_symbolic_products():
-    b = symbol("batch")
-    assert match_groups((7, 2, b, 16), (7, 2 * b, 16)) == [([0], [0]), ([1, 2], [1]), ([3], [2])]
-    assert match_groups((2, b, 16), (b, 32)) == [([0, 1, 2], [0, 1])]
-    assert match_groups((b, 1, 16), (b, 16)) == [([0], [0]), ([1], []), ([2], [1])]
-    assert match_groups((b, 3), (b, 4)) is None
 
 
 # --------------------------------------------------------------------------- SL401

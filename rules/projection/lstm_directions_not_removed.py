@@ -50,19 +50,23 @@ offending Reshape when that keeps its output shape.
 None.
 
 ## Limitations
-Keras exports have no direction axis (their unrolled cells return
-``(batch, hidden)`` per step), so this rule concerns ONNX recurrent ops.  A
-reshape is judged only when its sizes can be matched symbolically to the
-input's axes; with static sizes that coincide (batch 2, two directions) the
-match follows the order of the axes.  """
+What an axis is comes from the axis analysis: a recurrent op's
+num_directions axis (the length-1 one of a one-direction op included), the
+layers' final states concatenated (``h_n``), or a forward pass and a pass
+over the same sequence read backwards stacked on a new axis (Flax
+``nn.Bidirectional(merge_fn=jnp.stack)`` through jax2onnx's Loops).  A
+Reshape to ``(rows, features)`` that only feeds a Dense (how tf2onnx and
+jax2onnx apply a Dense to an N-D tensor) is read as that Dense, so the
+finding goes on the projection.  Keras exports have no direction axis (their
+Bidirectional concatenates), so there is nothing to find there.  """
 
 from __future__ import annotations
 
-from shapelint.dims import Relation, compare, format_dim, format_shape
+from shapelint.dims import Relation, compare, format_dim, format_shape, mul
 from shapelint.rule import Fix, Rule, Severity
 
 from ._edit import Editor, keeps_shapes_consistent
-from ._lstm_axes import BATCH, DIRECTION, HIDDEN, TIME, TRACKING_LIMITS, analyse, describe_axes
+from ._tracking import TRACKING_LIMITS, describe
 
 FIX_ONE = (
     "remove the direction axis before projecting: ONNX Squeeze(Y, axes=[{d}]) gives {merged}; PyTorch's "
@@ -72,8 +76,16 @@ FIX_ONE = (
 FIX_TWO = (
     "move the directions next to hidden, then merge them: Transpose(perm={perm}) and Reshape to {merged}; "
     "PyTorch: use out of nn.LSTM(bidirectional=True) as returned, (seq, batch, 2*hidden), and for final "
-    "states h_n[-2:].transpose(0, 1).reshape(B, -1); Keras: Bidirectional(LSTM(...), merge_mode=\"concat\")"
+    "states h_n[-2:].transpose(0, 1).reshape(B, -1); Keras: Bidirectional(LSTM(...), merge_mode=\"concat\"); "
+    "Flax: nnx.Bidirectional with its default merge (concatenate the features)"
 )
+HOW = {
+    "scramble": "interleaves directions, samples and hidden units",
+    "batch": "merges the directions into the batch: the rows of the result hold one direction of one sample each",
+    "time": "merges the directions into time: the steps of the two directions alternate",
+    "features": "merges the directions into the features in the wrong order: each feature mixes directions",
+    "other": "mixes the directions with the other axes",
+}
 
 
 class LstmDirectionsNotRemoved(Rule):
@@ -84,123 +96,180 @@ class LstmDirectionsNotRemoved(Rule):
     supersedes = ("SL103", "SL101")
 
     def check(self, node, ctx):
-        an = analyse(ctx)
-        if not an.sources:
+        am = ctx.axis_map
+        if not am.recurrences:
             return
+        rows_for_dense = set()
         for n in ctx.graph.topological_order():
-            if n.op_type in ("MatMul", "Gemm") and n.input:
-                found = self.projection(n, an, ctx)
+            if n.op_type in ("MatMul", "Gemm") and len(n.input) >= 2 and n.input[0] and am.is_weight(n.input[1]):
+                found = self.projection(n, am, ctx, rows_for_dense)
                 if found:
                     yield found
-        seen = set()
-        for n, before, after, k, x, y in an.mixes:
-            if id(n) in seen or before.find(DIRECTION) is None or len(before.segs) < 2:
-                continue
-            seen.add(id(n))
-            yield self.mix(n, before, after, k, x, y, ctx)
+        for n in ctx.graph.topological_order():
+            if n.op_type in ("Reshape", "Flatten") and id(n) not in rows_for_dense:
+                mix = am.direction_mix(n)
+                if mix is not None:
+                    yield self.mix(n, mix[0], mix[1], am, ctx)
 
     # ------------------------------------------------------------ projections
-    def projection(self, n, an, ctx):
-        r = an.get(n.input[0])
-        if r is None or any(an.get(t) is not None for t in n.input[1:]):
+    @staticmethod
+    def dense_rows(n, am, ctx):
+        """The Reshape/Flatten that folds every axis but the features into the rows of this Dense (how tf2onnx
+        and jax2onnx apply a Dense to an N-D tensor), or None."""
+        a = n.input[0]
+        p = ctx.graph.producer(a)
+        if p is None or p.op_type not in ("Reshape", "Flatten") or len(am.axes(a) or ()) != 2:
             return None
-        d = r.find(DIRECTION)
-        if d is None:
+        if n.op_type == "Gemm" and _attr(n, "transA", 0):
             return None
-        several = len(r.segs) > 1
-        if not several and r.find(TIME) is None:
+        xa = am.axes(p.input[0])
+        if not xa or len(xa) < 3 or am.axis(a, 1) != xa[-1] or not am.several_directions(p.input[0]):
+            return None
+        if any(c is not n for c in ctx.graph.consumers(a)):
+            return None
+        # ... and whose result is unfolded back to those axes (a user's own flatten, h_n.reshape(-1, H), is not)
+        out, back = n.output[0], None
+        for _ in range(3):
+            cons = ctx.graph.consumers(out)
+            if len(cons) != 1:
+                return None
+            c = cons[0]
+            if c.op_type == "Reshape":
+                back = c
+                break
+            if c.op_type not in ("Add", "Identity", "Cast") or not c.output:
+                return None
+            out = c.output[0]
+        ya = am.axes(back.output[0]) if back is not None else None
+        if not ya or len(ya) != len(xa) or list(ya[:-1]) != list(xa[:-1]):
+            return None
+        return p
+
+    def projection(self, n, am, ctx, rows_for_dense):
+        rows = self.dense_rows(n, am, ctx)
+        tensor = rows.input[0] if rows is not None else n.input[0]
+        axes = am.axes(tensor)
+        if not axes:
+            return None
+        k = len(axes) - 1
+        if n.op_type == "Gemm" and rows is None and len(axes) == 2:
+            k = 0 if _attr(n, "transA", 0) else 1
+        dirs = [j for j in am.direction_axes(tensor) if j != k]
+        if not dirs:
+            return None
+        d = next((j for j in dirs if am.axis(tensor, j)), dirs[0])
+        several = bool(am.axis(tensor, d))
+        if not several and not am.time_axes(tensor):
             return None  # Y_h of one direction: (1, batch, hidden) @ W keeps a harmless leading 1
-        h = r.find(HIDDEN)
-        x = an.shape(n.input[0])
-        w = ctx.shape(n.input[1]) if len(n.input) > 1 else None
+        if rows is not None:
+            rows_for_dense.add(id(rows))
+        x = ctx.shape(tensor)
+        w = ctx.shape(n.input[1])
         name = n.name or n.output[0]
-        desc = describe_axes(r, x)
-        src = r.source.label()
-        fails, why = False, ""
-        k_w = None
-        if n.op_type == "Gemm":
-            fails, why = True, f"Gemm takes 2-D operands and gets {r.rank} axes"
-        elif w is not None and len(w) >= 2 and x is not None:
+        src = self.source_text(am, tensor, d)
+        fails, why, k_w = False, "", None
+        if n.op_type == "Gemm" and rows is None:
+            fails, why = True, f"Gemm takes 2-D operands and gets {len(axes)} axes"
+        elif w is not None and len(w) >= 2 and x is not None and n.op_type == "MatMul":
             k_w = w[-2]
             if compare(x[-1], k_w).relation == Relation.DIFFERENT:
                 fails, why = True, f"the inner dims differ ({format_dim(x[-1])} vs {format_dim(k_w)})"
-        what = "num_layers*num_directions" if len({s.source for s in r.segs}) > 1 else "num_directions"
-        msg = f"{n.op_type} {name!r} is fed the output of {src} {desc} with its {what} axis (axis {d}) still in place: "
+        ax = am.axis(tensor, d)
+        layers = len({id(am.owner(s)) for f in ax or () for s in (f.source, *f.source.parents)
+                      if am.owner(s) is not None}) > 1
+        what = "num_layers*num_directions" if layers else "num_directions"
+        via = f" (folded into its rows by {rows.op_type} {rows.name or rows.output[0]!r})" if rows is not None else ""
+        msg = (f"{n.op_type} {name!r} is fed the output of {src} {describe(am, tensor)}{via} with its {what} axis "
+               f"(axis {d}) still in place: ")
         if fails:
             msg += f"onnxruntime fails, {why}"
         else:
-            msg += f"the projection runs once per direction and its result {format_shape(an.shape(n.output[0]))} keeps that axis"
-        perm, merged = self.merge_plan(r, x)
+            out = n.output[0]
+            if rows is not None:
+                back = [c for c in ctx.graph.consumers(out) if c.op_type == "Reshape"]
+                out = back[0].output[0] if len(back) == 1 else out
+            msg += (f"the projection runs once per direction and its result {format_shape(ctx.shape(out))} "
+                    "keeps that axis")
+        perm, merged = self.merge_plan(d, k, x)
         if several:
             fix = FIX_TWO.format(perm=perm, merged=format_shape(merged) if merged else "(..., 2*hidden)")
         else:
             squeezed = tuple(v for i, v in enumerate(x) if i != d) if x is not None else None
             fix = FIX_ONE.format(d=d, merged=format_shape(squeezed) if squeezed else "(seq, batch, hidden)")
         edit = None
-        if n.op_type == "MatMul" and h == r.rank - 1 and x is not None:
+        if n.op_type == "MatMul" and rows is None and k == len(axes) - 1 and x is not None:
             out = n.output[0]
             if not several:
-                edit = Fix(f"insert Squeeze(axes=[{d}]) on {n.input[0]!r} before {name!r}",
-                           lambda m, o=out, t=n.input[0], d=d: _squeeze_before(m, o, t, d))
+                edit = Fix(f"insert Squeeze(axes=[{d}]) on {tensor!r} before {name!r}",
+                           lambda m, o=out, t=tensor, d=d: _squeeze_before(m, o, t, d))
             elif merged is not None and k_w is not None and compare(merged[-1], k_w).relation == Relation.EQUAL:
                 edit = Fix(f"insert Transpose(perm={perm}) and Reshape merging directions into hidden before {name!r}",
-                           lambda m, o=out, t=n.input[0], p=perm, rank=r.rank: _merge_before(m, o, t, p, rank))
+                           lambda m, o=out, t=tensor, p=perm, rank=len(axes): _merge_before(m, o, t, p, rank))
         if edit is not None and not keeps_shapes_consistent(ctx, edit):
             edit = None
         sev = Severity.ERROR if fails else Severity.WARNING
-        return ctx.finding(n, msg, fix=fix, tensor=n.input[0], edit=edit, severity=sev)
+        return ctx.finding(n, msg, fix=fix, tensor=tensor, edit=edit, severity=sev)
 
     @staticmethod
-    def merge_plan(r, x):
+    def source_text(am, tensor, d) -> str:
+        """The recurrence(s) whose directions axis ``d`` of ``tensor`` holds, in words."""
+        names = []
+        for f in am.axis(tensor, d) or ():
+            for s in (f.source, *f.source.parents):
+                rc = am.owner(s)
+                if rc is not None and rc.describe() not in names:
+                    names.append(rc.describe())
+        if not names:
+            for f in (am.axes(tensor) or ((),))[-1]:
+                rc = am.owner(f.source)
+                if rc is not None:
+                    names.append(rc.describe())
+                    partner = am.partner(rc)
+                    if partner is not None:
+                        names.append(partner.describe())
+        if not names:
+            return "the recurrent layer"
+        return names[0] if len(names) == 1 else "the stacked passes " + " and ".join(names)
+
+    @staticmethod
+    def merge_plan(d, h, x):
         """Permutation bringing the direction axis just before hidden, and the merged shape."""
-        d, h = r.find(DIRECTION), r.find(HIDDEN)
-        if d is None or h is None:
-            return None, None
-        order = [i for i in range(r.rank) if i != d]
-        order.insert(order.index(h), d)
         if x is None:
-            return order, None
+            return None, None
+        order = [i for i in range(len(x)) if i != d]
+        order.insert(order.index(h), d)
         dims = [x[i] for i in order]
         pos = order.index(d)
-        merged = tuple(dims[:pos]) + (_mul(dims[pos], dims[pos + 1]),) + tuple(dims[pos + 2 :])
+        merged = tuple(dims[:pos]) + (mul(dims[pos], dims[pos + 1]),) + tuple(dims[pos + 2:])
         return order, merged
 
     # ------------------------------------------------------------ reshapes
-    def mix(self, n, before, after, k, x, y, ctx):
+    def mix(self, n, k, how, am, ctx):
         name = n.name or n.output[0]
-        ax = after.axes[k]
-        parts = set(ax.parts)
-        if ax.scrambled:
-            how = "interleaves directions, samples and hidden units"
-        elif DIRECTION in parts and BATCH in parts:
-            how = "merges the directions into the batch: the rows of the result hold one direction of one sample each"
-        elif DIRECTION in parts and TIME in parts:
-            how = "merges the directions into time: the steps of the two directions alternate"
-        elif BATCH in parts:
-            how = ("merges samples into the features: the direction axis still sits between them, so each row mixes "
-                   "the hidden units of several samples")
-        else:
-            how = "mixes the directions with the other axes"
-        msg = (f"{n.op_type} {name!r} reshapes the output of {before.source.label()} {describe_axes(before, x)} into "
-               f"{format_shape(y)}: axis {k} ({ax.text()}) {how}")
-        perm, merged = self.merge_plan(before, x)
+        x_t, y_t = n.input[0], n.output[0]
+        x, y = ctx.shape(x_t), ctx.shape(y_t)
+        d = next((j for j in am.direction_axes(x_t) if am.axis(x_t, j)), None)
+        msg = (f"{n.op_type} {name!r} reshapes the output of {self.source_text(am, x_t, d)} {describe(am, x_t)} "
+               f"into {format_shape(y)}: axis {k} ({am.word(am.axis(y_t, k))}) {HOW[how]}")
+        h = len(x) - 1 if x is not None else None
+        perm, merged = self.merge_plan(d, h, x) if h is not None and d != h else (None, None)
         fix = FIX_TWO.format(perm=perm, merged=format_shape(merged) if merged else "(..., 2*hidden)")
         edit = None
-        h = before.find(HIDDEN)
-        if n.op_type == "Reshape" and merged is not None and h == before.rank - 1 and len(y) == len(merged) and all(
-            compare(a, b).relation == Relation.EQUAL for a, b in zip(y, merged)
-        ):
+        last_is_hidden = x is not None and bool(am.recurrent_features(x_t)) and am.recurrent_features(x_t)[-1] == h
+        if n.op_type == "Reshape" and merged is not None and last_is_hidden and y is not None \
+                and len(y) == len(merged) and all(compare(a, b).relation == Relation.EQUAL for a, b in zip(y, merged)):
             rank = len(y)
             edit = Fix(f"insert Transpose(perm={perm}) before {name!r} and reshape with [0, ..., -1]",
-                       lambda m, o=n.output[0], p=perm, k=rank: _transpose_into_reshape(m, o, p, k),
+                       lambda m, o=y_t, p=perm, k=rank: _transpose_into_reshape(m, o, p, k),
                        preserves_outputs=False)
-        return ctx.finding(n, msg, fix=fix, tensor=n.input[0], edit=edit)
+        return ctx.finding(n, msg, fix=fix, tensor=x_t, edit=edit)
 
 
-def _mul(a, b):
-    from shapelint.dims import mul
-
-    return mul(a, b)
+def _attr(node, name, default=None):
+    for a in node.attribute:
+        if a.name == name:
+            return a.i
+    return default
 
 
 def _squeeze_before(model, out, tensor, axis):

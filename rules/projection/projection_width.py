@@ -44,9 +44,14 @@ Keras: ``Bidirectional(LSTM(128), merge_mode="concat")`` then ``Dense(10)``
 None.
 
 ## Limitations
-Only the first projection after the recurrent op is judged (a second Linear
-reads projected features).  Widths are compared symbolically; an unknown
-hidden size (no ``hidden_size`` attribute, unknown ``R``) skips the node.
+Only the first projection after the recurrence is judged (a second Linear
+reads projected features).  What the projected axis holds comes from the
+axis analysis: a recurrence's hidden units (an LSTM/GRU/RNN op, a Loop or
+Scan body's cell, an unrolled cell), directions merged before them, and
+pieces concatenated side by side; "the same state twice" means two pieces
+computed by the same ops from the same tensors (equal indices included, also
+when computed from Shape).  Widths are compared symbolically; an unknown
+hidden size skips the node, and says so under ``--verbose``.
 """
 
 from __future__ import annotations
@@ -54,7 +59,7 @@ from __future__ import annotations
 from shapelint.dims import Relation, add, compare, format_dim, format_shape, mul
 from shapelint.rule import Rule, Severity
 
-from ._lstm_axes import DIRECTION, HIDDEN, TRACKING_LIMITS, analyse, describe_axes
+from ._tracking import TRACKING_LIMITS, describe
 
 
 class ProjectionWidth(Rule):
@@ -64,50 +69,44 @@ class ProjectionWidth(Rule):
     supersedes = ("SL103",)
 
     def check(self, node, ctx):
-        an = analyse(ctx)
-        if not an.sources:
+        am = ctx.axis_map
+        if not am.recurrences:
             return
         for n in ctx.graph.topological_order():
-            if n.op_type not in ("MatMul", "Gemm") or len(n.input) < 2:
+            if n.op_type not in ("MatMul", "Gemm") or len(n.input) < 2 or not n.input[0]:
                 continue
-            found = self.projection(n, an, ctx)
+            if not am.is_weight(n.input[1]) or am.is_weight(n.input[0]):
+                continue
+            found = self.projection(n, am, ctx)
             if found:
                 yield found
 
-    def projection(self, n, an, ctx):
-        r = an.get(n.input[0])
-        if r is None or any(an.get(t) is not None for t in n.input[1:]):
-            return None
-        if r.find(DIRECTION) is not None:
+    def projection(self, n, am, ctx):
+        a = n.input[0]
+        if am.several_directions(a):
             return None  # SL401 reports projections that keep the direction axis
-        x, w = an.shape(n.input[0]), an.shape(n.input[1])
-        engine = ctx.shape(n.input[0])
+        x, w = ctx.shape(a), ctx.shape(n.input[1])
+        if x is None or w is None:
+            return None
         if n.op_type == "Gemm":
-            if r.rank != 2 or w is None or len(w) != 2:
+            if len(x) != 2 or len(w) != 2:
                 return None
             k = 0 if _attr(n, "transA", 0) else 1
             k_w = w[1] if _attr(n, "transB", 0) else w[0]
         else:
-            if r.rank < 1 or w is None or len(w) < 2:
+            if len(x) < 1 or len(w) < 2:
                 return None
-            k, k_w = r.rank - 1, w[-2]
-        ax = r.axes[k]
-        if ax.role != HIDDEN:
+            k, k_w = len(x) - 1, w[-2]
+        states = am.states(a, k)
+        if not states:
             return None
         name = n.name or n.output[0]
-        desc = describe_axes(r, x)
-        rec = [s for s in r.segs if s.source is not None]
-        concatenated = DIRECTION in ax.parts  # directions (or several states) side by side in the features
-        if concatenated:
-            seen = set()
-            for s in rec:
-                key = (s.source, s.direction, s.step)
-                if key in seen:
-                    return self.duplicate(n, name, r, desc, s, rec, ctx)
-                seen.add(key)
-            widths = [s.width for s in r.segs]
-        else:
-            widths = [r.segs[0].width] if r.segs and all(s.width == r.segs[0].width for s in r.segs) else [None]
+        rec = [s for s in states if s.recurrence is not None]
+        for i, s in enumerate(rec):
+            for t in rec[i + 1:]:
+                if s.direction == t.direction and s.recurrence is t.recurrence and am.same_value(s.tensor, t.tensor):
+                    return self.duplicate(n, name, am, a, s, rec, ctx)
+        widths = [s.width for s in states]
         if k_w is None or any(wd is None for wd in widths):
             ctx.skip(f"{name}: the recurrent width or the weight's input width is unknown")
             return None
@@ -116,62 +115,68 @@ class ProjectionWidth(Rule):
             expected = add(expected, wd)
         if expected is None or compare(expected, k_w).relation != Relation.DIFFERENT:
             return None
-        fed = engine[k] if engine is not None and len(engine) == r.rank else None
+        fed = x[k]
         if fed is not None and compare(fed, k_w).relation == Relation.EQUAL:
-            return None  # the shapes fit: trust them over the roles
+            return None  # the shapes fit: trust them over the analysis
         if fed is not None and compare(fed, expected).relation == Relation.DIFFERENT:
-            return None  # the roles disagree with inference: say nothing rather than guess
-        return self.width(n, name, r, desc, rec, expected, k_w, w, ctx)
+            return None  # the analysis disagrees with inference: say nothing rather than guess
+        return self.width(n, name, am, a, rec, expected, k_w, w, ctx)
 
-    def width(self, n, name, r, desc, rec, expected, k_w, w, ctx):
-        src = r.source
-        hidden = src.hidden
-        dirs = {s.direction for s in rec}
+    def width(self, n, name, am, a, rec, expected, k_w, w, ctx):
+        rc = rec[0].recurrence
+        hidden = rec[0].width
+        label = rc.describe()
+        bidirectional = rc.direction == "bidirectional"
         both = _equal(k_w, mul(2, hidden)) if hidden is not None else False
-        if src.num_directions == 2 and len(rec) == 1 and both:
-            which = "backward" if dirs == {"reverse"} else "forward"
-            state = _step_text(rec[0])
-            what = (f"only the {which} direction's {state} ({format_dim(hidden)} features) of bidirectional "
-                    f"{src.label()}, but its weight {format_shape(w)} expects {format_dim(k_w)} = both directions")
+        if bidirectional and len(rec) == 1 and both:
+            which = "backward" if rec[0].direction == "reverse" else "forward"
+            what = (f"only the {which} direction's {_step_text(rec[0])} ({format_dim(hidden)} features) of "
+                    f"bidirectional {label}, but its weight {format_shape(w)} expects {format_dim(k_w)} = both "
+                    "directions")
             fix = ("feed both directions: PyTorch torch.cat([h_n[-2], h_n[-1]], dim=1) or out[:, -1, :] of the "
                    "bidirectional layer; Keras Bidirectional(LSTM(units), merge_mode=\"concat\")")
-        elif src.num_directions == 1 and both and len(rec) == 1:
-            what = (f"the {format_dim(hidden)} hidden features of {src.label()}, which has one direction, but its weight "
+        elif not bidirectional and both and len(rec) == 1:
+            what = (f"the {format_dim(hidden)} hidden features of {label}, which has one direction, but its weight "
                     f"{format_shape(w)} expects {format_dim(k_w)}, as for a bidirectional layer")
             fix = (f"size the projection to the hidden size: PyTorch nn.Linear({format_dim(hidden)}, ...) (or make the "
                    "recurrent layer bidirectional=True); Keras Dense(...) infers its input width, "
                    "Bidirectional(LSTM(units)) gives 2*units")
         else:
             nd = len(rec)
-            parts = f"{nd} concatenated states of {format_dim(hidden)} = {format_dim(expected)}" if nd > 1 else f"{format_dim(expected)}"
-            what = (f"{desc} from {src.label()} (hidden size {format_dim(hidden)}; {parts} features), but its weight "
-                    f"{format_shape(w)} expects {format_dim(k_w)}")
-            fix = (f"size the projection to the recurrent output: PyTorch nn.Linear(in_features={format_dim(expected)}, ...) "
-                   "(hidden_size * 2 for bidirectional=True with both directions concatenated); Keras Dense(...) infers it")
-        msg = f"{n.op_type} {name!r} projects {what}"
-        return ctx.finding(n, msg, fix=fix, tensor=n.input[0])
+            parts = (f"{nd} concatenated states of {format_dim(hidden)} = {format_dim(expected)}" if nd > 1
+                     else f"{format_dim(expected)}")
+            what = (f"{describe(am, a)} from {label} (hidden size {format_dim(hidden)}; {parts} features), but its "
+                    f"weight {format_shape(w)} expects {format_dim(k_w)}")
+            fix = (f"size the projection to the recurrent output: PyTorch nn.Linear(in_features={format_dim(expected)}, "
+                   "...) (hidden_size * 2 for bidirectional=True with both directions concatenated); Keras Dense(...) "
+                   "infers it")
+        return ctx.finding(n, f"{n.op_type} {name!r} projects {what}", fix=fix, tensor=a)
 
-    def duplicate(self, n, name, r, desc, s, rec, ctx):
-        src = r.source.label()
-        dirs = {t.direction for t in rec}
+    def duplicate(self, n, name, am, a, s, rec, ctx):
+        rc = s.recurrence
         missing = ""
-        if r.source.num_directions == 2 and len(dirs) == 1:
+        if rc.direction == "bidirectional" and len({t.direction for t in rec}) == 1:
             other = "forward" if s.direction == "reverse" else "backward"
             missing = f"; the {other} direction never reaches it"
-        step = _step_text(s)
-        msg = (f"{n.op_type} {name!r} is fed {desc}, which holds the same {s.describe()} {step} of {src} twice{missing}: "
-               "the width matches the layer only by repetition")
+        elif rc.direction != "bidirectional":
+            partner = am.partner(rc)
+            if partner is not None and all(t.recurrence is not partner for t in rec):
+                missing = f"; the other pass, {partner.describe()}, never reaches it"
+        d = {"forward": "forward direction", "reverse": "backward direction"}.get(s.direction, "state")
+        msg = (f"{n.op_type} {name!r} is fed {describe(am, a)}, which holds the same {d} {_step_text(s)} of "
+               f"{rc.describe()} twice{missing}: the width matches the layer only by repetition")
         fix = ("concatenate the two directions of the last layer: PyTorch torch.cat([h_n[-2], h_n[-1]], dim=1) or "
-               "h_n[-2:].transpose(0, 1).reshape(B, -1); Keras Bidirectional(LSTM(units), merge_mode=\"concat\")")
-        return ctx.finding(n, msg, fix=fix, tensor=n.input[0], severity=Severity.WARNING)
+               "h_n[-2:].transpose(0, 1).reshape(B, -1); Keras Bidirectional(LSTM(units), merge_mode=\"concat\"); "
+               "Flax: jnp.concatenate([fwd[:, -1], bwd[:, 0]], -1) (the backward pass's final state)")
+        return ctx.finding(n, msg, fix=fix, tensor=a, severity=Severity.WARNING)
 
 
 def _equal(a, b) -> bool:
     return a is not None and b is not None and compare(a, b).relation == Relation.EQUAL
 
 
-def _step_text(seg) -> str:
-    return {"final": "final state", "index": "selected step", "pooled": "pooled state"}.get((seg.step or ("all",))[0], "states")
+def _step_text(state) -> str:
+    return {"final": "final state", "selected": "selected step", "pooled": "pooled state"}.get(state.step, "states")
 
 
 def _attr(node, name, default=None):

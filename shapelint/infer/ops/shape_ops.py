@@ -499,7 +499,11 @@ def expand(ctx: NodeContext):
     out = []
     for k in range(rank):
         out.append(broadcast_dims(ctx, [xs[k], ts[k]], rank - k, "broadcast", "Expand broadcasts the input to the shape (numpy rules)", [0]))
-    return [ctx.out(x.dtype, tuple(out))]
+    value = None
+    v = values_of(x)
+    if v is not None and len(v) == 1 and all(d == 1 for d in out):
+        value = v  # one element broadcast to one element: the same value (jax2onnx builds indices so)
+    return [ctx.out(x.dtype, tuple(out), value)]
 
 
 @register("Tile")
@@ -559,8 +563,10 @@ def range_(ctx: NodeContext):
             n = span if _nonneg(span) else fresh_symbol()
         elif d > 0:
             n = ceildiv(span, d) if _nonneg(span) else fresh_symbol()
+        elif d == -1:
+            n = sub(s, l) if _nonneg(sub(s, l)) else fresh_symbol()  # Range(n - 1, -1, -1): n values
         else:
-            n = fresh_symbol()
+            n = ceildiv(sub(s, l), -d) if _nonneg(sub(s, l)) else fresh_symbol()
         value = None
         if isinstance(n, int) and n <= 64 and isinstance(s, int):
             value = tuple(s + k * d for k in range(n))
