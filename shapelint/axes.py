@@ -668,9 +668,11 @@ class AxisMap:
                         any_state = True
                         out.extend(sub)
                 return out if any_state else None
-            rc = self.owner(s)
-            if rc is None or s.kind not in ("hidden", "feature", "part") or not ax[0].whole:
+            if s.kind not in ("hidden", "feature", "part") or not ax[0].whole:
                 return None
+            rc = self.owner(s)
+            if rc is None:
+                return self._unrolled_state(t, s)
             direction, step = self._trace_state(t, s, rc)
             return [State(rc, s.size, direction, step, t)]
         if len(ax) == 2 and self.is_direction(ax[0].source) and ax[1].source.kind == "hidden" \
@@ -679,6 +681,20 @@ class AxisMap:
             _, step = self._trace_state(t, ax[1].source, rc)
             return [State(rc, ax[1].source.size, d, step, t) for d in ("forward", "reverse")]
         return None
+
+    def _unrolled_state(self, t: str, s: Source):
+        """The state an unrolled cell computed at one of its steps (its step is that step of the time axis)."""
+        st = self._steps.get(t)
+        if st is None:
+            return None
+        rc = next((r for r in self.recurrences if r.kind == "unrolled" and r.tensor == st[3] and r.time_axis == st[2]),
+                  None)
+        if rc is None:
+            return None
+        n = (self.table.shape(rc.tensor) or [None] * (rc.time_axis + 1))[rc.time_axis]
+        last = -1 if rc.direction == "forward" else 0
+        final = st[1] == last or (rc.direction == "forward" and isinstance(n, int) and st[1] == n - 1)
+        return [State(rc, s.size, rc.direction, "final" if final else "selected", t)]
 
     def _trace_state(self, t: str, s: Source, rc: Recurrence) -> tuple[str, str]:
         """Which direction of ``rc`` and which step the hidden units ``s`` in ``t`` are: back along the data

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import onnx
 
 from ..dims import fresh_symbol, parse_dim, reset_fresh
@@ -154,6 +155,9 @@ class Inferencer:
             if fb is not None:
                 outputs = [o if o is not None else f for o, f in zip(outputs, fb)]
         outputs = [o if o is not None else TensorInfo() for o in outputs[: len(node.output)]]
+        for o in outputs:  # a small vector whose elements all came out as integers is a constant
+            if o.value is not None and not o.has_const:
+                _value_as_const(o)
         # exact answer when every input is a small constant
         if node.input and any(node.input) and not all(o.has_const for o in outputs):
             folded = fold(node, ctx.inputs, outputs, opset_imports)
@@ -315,3 +319,22 @@ class Inferencer:
         for k in [k for k in body_table.tensors if k.startswith(prefix)]:
             del body_table.tensors[k]
         return outs
+
+
+def _value_as_const(info: TensorInfo) -> None:
+    """Set ``info.const`` from its symbolic value when every element is an integer (a pad vector computed from
+    static sizes, ``(0, 1, 0, 1)``), so the ops after it fold exactly (a Reshape/Transpose of that vector)."""
+    v, shape = info.value, info.shape
+    if shape is None or len(shape) > 1 or not all(isinstance(d, int) for d in shape) or info.dtype is None:
+        return
+    if len(v) != (shape[0] if shape else 1) or not all(isinstance(e, int) and not isinstance(e, bool) for e in v):
+        return
+    try:
+        np_type = onnx.helper.tensor_dtype_to_np_dtype(info.dtype)
+    except (KeyError, ValueError, TypeError):
+        return
+    if np_type.kind not in "iuf":
+        return
+    info.const = np.asarray(v, dtype=np_type).reshape(shape)
+    info.value = v  # const's setter keeps no value: the symbolic elements stay readable
+
