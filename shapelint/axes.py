@@ -338,7 +338,9 @@ class AxisMap:
         self._members: dict[int, tuple[str, ...]] = {}  # Concat-made source id -> the tensors concatenated
         self._dir_stacks: set[int] = set()  # Concat-made sources that stack directions or layers of recurrences
         self._unit_dir: dict[str, int] = {}  # tensor -> its length-1 num_directions axis (one-direction op)
-        self._bodies: list[tuple[onnx.NodeProto, int, int]] = []  # Loop/Scan node, ids of the sources its body made
+        self._bodies: list[tuple[onnx.NodeProto, int, int]] = []
+        self._step_seq: dict[str, int] = {}  # tensor -> when its step was read (walk order)
+        self._stack_candidates: list[tuple[int, list, int]] = []  # two tensors stacked on a new axis  # Loop/Scan node, ids of the sources its body made
         for vi in graph.graph.input:
             dims = vi.type.tensor_type.shape.dim if vi.type.HasField("tensor_type") else ()
             for k, d in enumerate(dims):
@@ -626,7 +628,12 @@ class AxisMap:
                 return k, "scramble"
             srcs = self.sources_of(ax)
             dirs = [j for j, s in enumerate(srcs) if self.is_direction(s)]
-            if not dirs or len(dirs) == len(srcs):
+            if not dirs:
+                if any(self._is_batch(s) for s in srcs) and any(s.kind == "hidden" and self.owner(s) is not None
+                                                                for s in srcs):
+                    return k, "samples"  # the directions stay an axis, samples go into the features
+                continue
+            if len(dirs) == len(srcs):
                 continue
             before, after = srcs[:dirs[0]], srcs[dirs[-1] + 1:]
             owners = {id(self.owner(srcs[j])) for j in dirs}
@@ -634,8 +641,7 @@ class AxisMap:
                                             and s.kind in ("hidden", "feature", "part") for s in after):
                 continue  # (directions, hidden): [forward | backward] features
             others = [s for s in srcs if not self.is_direction(s)]
-            if any(self.is_(s, "batch") or self.has_label(s, "folded-batch") or self.has_label(s, "state-batch")
-                   for s in others):
+            if any(self._is_batch(s) for s in others):
                 return k, "batch"
             if any(self.is_(s, "time") for s in others):
                 return k, "time"
@@ -643,6 +649,9 @@ class AxisMap:
                 return k, "features"
             return k, "other"
         return None
+
+    def _is_batch(self, s: Source) -> bool:
+        return self.is_(s, "batch") or self.has_label(s, "folded-batch") or self.has_label(s, "state-batch")
 
     def states(self, tensor: str, k: int) -> list["State"] | None:
         """What axis ``k`` of ``tensor`` holds, stretch by stretch (major first), when it holds recurrences'
@@ -927,6 +936,11 @@ class AxisMap:
                 if o and o not in self._axes:
                     self._set(o, a)
             self._propagate_values(node)
+            for o in node.output:
+                if o and o in self._steps and o not in self._step_seq:
+                    same = next((i for i in node.input if i and i in self._step_seq and self._steps.get(i) == self._steps[o]),
+                                None)  # handed on (a Transpose of a step), else read here: later reads, later steps
+                    self._step_seq[o] = self._step_seq[same] if same is not None else len(self._step_seq)
             self._propagate_step(node)
             self._propagate_origin(node)
             if self._unit_dir:
@@ -964,7 +978,7 @@ class AxisMap:
             if any(t and not self.is_weight(t) for t in node.input[1:]):
                 return
             reads = node.input[:1]
-        step = None
+        step, seq = None, -1
         for t in reads:
             if not t:
                 continue
@@ -973,15 +987,16 @@ class AxisMap:
                 if step is not None:
                     if st[0] != step[0] or st[2:] != step[2:]:
                         return
-                    if st[1] > step[1]:
-                        step = st
+                    if self._step_seq.get(t, -1) > seq:  # the step read last (a pass reading backwards too)
+                        step, seq = st, self._step_seq.get(t, -1)
                     continue
-                step = st
+                step, seq = st, self._step_seq.get(t, -1)
             # any other operand (a weight, a state input, a whole tensor) leaves this step's identity alone
         if step is not None:
             for o in node.output:
                 if o:
                     self._steps[o] = step
+                    self._step_seq[o] = seq
 
     def _propagate_values(self, node) -> None:
         """Shape vectors through the ops exporters build them with (Unsqueeze, Cast, Mul of two sizes...)."""
@@ -1428,6 +1443,8 @@ class AxisMap:
                     self._members[sid] = tuple(t for t, _ in ins)
                     if self._stacks_directions(ins, k):
                         self._dir_stacks.add(sid)
+                    elif len(ins) == 2 and all(a[k] == () for _, a in ins):
+                        self._stack_candidates.append((sid, ins, k))  # unrolled passes are found after the walk
                 continue
             data = [a[k] for t, a in ins if not self.is_weight(t) and a[k] != ()] or [a[k] for _, a in ins]
             chosen = data[0]
@@ -1873,44 +1890,79 @@ class AxisMap:
 
     # ------------------------------------------------------------- unrolled recurrences
     def find_unrolled(self) -> None:
-        """Axes read step by step (constant Gather/Slice/Split) whose steps feed each other: time."""
-        by_axis: dict[tuple, dict[int, str]] = {}
+        """Axes read step by step (constant Gather/Slice/Split) whose steps feed each other: time.
+
+        Several passes may read one axis (a bidirectional layer unrolled: a forward chain and one that
+        reads the last step first); each chain of steps that feed each other is its own recurrence."""
+        by_axis: dict[tuple, dict[int, list[str]]] = {}
         for t, (factors, i, k, src) in self._steps.items():
             p = self.graph.producer(t)
             if p is None or p.op_type not in ("Gather", "Slice", "Split") or not p.input or p.input[0] != src:
                 continue
-            by_axis.setdefault((src, k), {}).setdefault(i, t)
+            by_axis.setdefault((src, k), {}).setdefault(i, []).append(t)
         for (src, k), steps in by_axis.items():
             if len(steps) == 1 and 0 in steps and self.axis(src, k) == () and not self.is_weight(src) \
-                    and self._one_step_cell(steps[0]):
-                node = self.graph.producer(steps[0])
+                    and self._one_step_cell(steps[0][0]):
+                node = self.graph.producer(steps[0][0])
                 self.recurrences.append(_scanned("unrolled", node, src, k, len(self.axes(src) or ())))  # one step
                 continue
             if len(steps) < 2 or 0 not in steps or 1 not in steps or not self.axis(src, k):
                 continue
             if self.is_weight(src):
                 continue
-            chain = [i for i in range(min(len(steps), 4)) if i in steps]
-            if chain != list(range(len(chain))):
+            n = 0
+            while n < 4 and n in steps:
+                n += 1
+            chains = self._chains(steps, n)
+            if not chains:
                 continue
-            direction = "forward"
-            if not all(self._step_feeds(steps[i], steps[i + 1]) for i in range(len(chain) - 1)):
-                if not all(self._step_feeds(steps[i + 1], steps[i]) for i in range(len(chain) - 1)):
-                    continue
-                direction = "reverse"  # the last step is read first (Keras go_backwards)
             ax = self.axis(src, k)
-            node = self.graph.producer(steps[0])
-            self.label(ax, "time", node)
-            rc = _scanned("unrolled", node, src, k, len(self.axes(src) or ()))
-            rc.direction = direction
-            self.recurrences.append(rc)
+            found = []
+            for direction, chain in chains:
+                node = self.graph.producer(chain[0])
+                self.label(ax, "time", node)
+                rc = _scanned("unrolled", node, src, k, len(self.axes(src) or ()))
+                rc.direction = direction
+                self.recurrences.append(rc)
+                found.append((rc, chain))
             for t, j, factors in self._restacks:  # the states stacked back: their features are the cell's
-                if factors == ax:
-                    stacked = self.axes(t) or ()
-                    if stacked and j != len(stacked) - 1:
-                        self._body_sources.update(f.source.id for f in stacked[-1] or ())
-                        for f in stacked[-1] or ():
-                            self._owner.setdefault(f.source.id, rc)
+                if factors != ax:
+                    continue
+                stacked = self.axes(t) or ()
+                if not stacked or j == len(stacked) - 1:
+                    continue
+                rc = found[0][0] if len(found) == 1 else next(
+                    (r for r, chain in found if t in self._reach([chain[0]], forward=True)), None)
+                self._body_sources.update(f.source.id for f in stacked[-1] or ())
+                if rc is not None:
+                    for f in stacked[-1] or ():
+                        self._owner.setdefault(f.source.id, rc)
+        for sid, ins, k in self._stack_candidates:  # the two passes of an unrolled bidirectional layer, stacked
+            if self._stacks_directions(ins, k):
+                self._dir_stacks.add(sid)
+
+    def _chains(self, steps: dict[int, list[str]], n: int) -> list[tuple[str, list[str]]]:
+        """Chains of the steps 0..n-1 read from one axis where each step's state flows into the next
+        (``forward``) or into the previous one (``reverse``: the last step is read first, Keras go_backwards)."""
+        chains, used = [], set()
+        for first in steps[0]:
+            if first in used:
+                continue
+            for direction in ("forward", "reverse", "either"):
+                chain = [first]
+                for i in range(1, n):
+                    nxt = next((c for c in steps[i] if c not in used and c not in chain and (
+                        self._carried(chain[-1], c) if direction == "forward" else
+                        self._carried(c, chain[-1]) if direction == "reverse" else
+                        self._step_feeds(chain[-1], c))), None)
+                    if nxt is None:
+                        break
+                    chain.append(nxt)
+                if len(chain) == n:
+                    chains.append(("forward" if direction == "either" else direction, chain))
+                    used.update(chain)
+                    break
+        return chains
 
     @property
     def live(self) -> set[str]:
@@ -1944,6 +1996,36 @@ class AxisMap:
                             from_step.add(o)
                             nxt.append(o)
             frontier = nxt
+        return False
+
+    def _carried(self, prev: str, nxt: str, budget: int = 4000, depth: int = 8) -> bool:
+        """Step ``nxt``'s cell joins it with the state computed from step ``prev``: at the first ops where what
+        ``nxt`` computes meets another (non-weight) operand, that operand comes from ``prev``."""
+        from_prev, stack = set(), [prev]
+        while stack and len(from_prev) < budget:
+            t = stack.pop()
+            if t in from_prev:
+                continue
+            from_prev.add(t)
+            for c in self.graph.consumers(t):
+                stack.extend(o for o in c.output if o)
+        mine, frontier = {nxt}, [nxt]
+        for _ in range(depth):
+            joins, nxt_frontier = [], []
+            for t in frontier:
+                for c in self.graph.consumers(t):
+                    if c.op_type in ("Concat", "ConcatFromSequence", "SequenceConstruct", "SequenceInsert"):
+                        continue  # stacking the steps' results is not carrying a state
+                    others = [i for i in c.input if i and i not in mine and not self.is_weight(i)]
+                    if others and c.op_type not in ("Shape", "Size") and any(o in self.live for o in c.output):
+                        joins.append((c.op_type, others))  # dead code carries no state
+                    for o in c.output:
+                        if o and o not in mine:
+                            mine.add(o)
+                            nxt_frontier.append(o)
+            if joins:  # a cell joins its input and the state element by element (x W + h R, z * h)
+                return any(op in ("Add", "Sub", "Mul", "Sum") and i in from_prev for op, others in joins for i in others)
+            frontier = nxt_frontier
         return False
 
     def _step_feeds(self, first: str, second: str, budget: int = 4000) -> bool:

@@ -1,6 +1,6 @@
 """Generator of the matrix test: each seed rule's mistake and its correct twin, in many disguises.
 
-For every seed rule (SL202 SL204 SL301 SL302 SL303 SL403 SL404 SL405 SL501)
+For every seed rule (SL202 SL204 SL301 SL302 SL303 SL401 SL402 SL403 SL404 SL405 SL501)
 a *family* builds one mistake and its twin with :mod:`onnx.helper` (opset 17,
 ir_version 8), varied along these axes (each family uses the ones that make
 sense for it):
@@ -30,6 +30,19 @@ sense for it):
     over the time axis with the same cell), ``unrolled`` (Gather/Slice step
     ``t`` for ``t in range(T)``, MatMul+MatMul+Tanh, Unsqueeze, Concat; needs
     a static time length, so the time dim of the input is static there);
+    SL401/SL402 read ``lstm``/``gru`` as one bidirectional op (its own
+    num_directions axis) and ``loop``/``scan``/``unrolled`` as two passes
+    over the same sequence, a forward one and a backward one (Scan with
+    ``scan_input_directions=[1]``, a Loop over the input reversed by a
+    ``Slice(-1, -INT64_MAX, step -1)``, an unrolled cell reading the last
+    step first);
+``index``
+    how a step or a final state is picked (SL402): ``m1`` (the constant
+    ``-1``; ``-2`` for the forward direction of ``h_n``), ``pos`` (a
+    non-negative constant: ``1`` for ``h_n``'s backward direction, ``T-1``
+    for a pass's last step, so a static length only), ``computed``
+    (``Shape -> Gather -> Sub 1``, as jax2onnx writes ``f[:, -1]`` over a
+    Loop/Scan output);
 ``pattern``
     the family's sub-mistake (e.g. SL303 ``ln``/``bn``/``conv1d``/``dense``).
 
@@ -42,8 +55,9 @@ they are stable as long as the axes are.
 The truth of every model is independent of shapelint: ``onnx.checker``
 (full_check) passes, every twin runs under onnxruntime at two bindings of
 its dynamic dims (one when static), and every bad model either runs at every
-binding (the mistake is silent) or fails off the traced size, as declared by
-``Variant.bad_runs``.
+binding (the mistake is silent), fails off the traced size, or fails at every
+binding (a refuted width: onnx's strict inference refuses it as well), as
+declared by ``Variant.bad_runs``.
 
 ``python -m tests.matrix`` prints the counts; ``python -m tests.matrix
 --write-gaps`` rewrites ``tests/matrix_gaps.txt`` from what shapelint gives
@@ -80,10 +94,11 @@ NODE_PREFIX = {"named": "/", "unk": "model/", "s0": "node_", "static": "/"}
 PRODUCER = {"named": "pytorch", "unk": "tf2onnx", "s0": "pytorch", "static": "pytorch"}
 
 RECS = ["lstm", "gru", "loop", "scan", "unrolled"]
-AXES_ORDER = ("naming", "shape", "layout", "size", "rec", "pattern")
+AXES_ORDER = ("naming", "shape", "layout", "size", "rec", "index", "pattern")
 SEQUENCE_RULE_PREFIXES = ("SL2", "SL3", "SL4", "SL5")
 
 HID = 8  # hidden size of every recurrence
+INT64_MAX = 2**63 - 1
 CLASSES = 9
 TRACE = {"batch": 2, "seq": 6}  # the binding the model was "exported" at
 ALT = {"batch": 3, "seq": 5}  # a second binding (dynamic dims only)
@@ -280,16 +295,33 @@ def _cell(g: Builder, xt: str, h: str, wx: str, wh: str, bh: str, into=None) -> 
     return g.op("Tanh", [s], into=into)
 
 
+def reverse_time(g: Builder, x: str, axis: int) -> str:
+    """``x`` read backwards along ``axis``: Slice(starts=[-1], ends=[-INT64_MAX], steps=[-1]) (``x[:, ::-1]``)."""
+    out = g.op("Slice", [x, g.ints([-1]), g.ints([-INT64_MAX]), g.ints([axis]), g.ints([-1])])
+    if x in g.dims:
+        g.set_dims(out, g.dims[x])
+    return out
+
+
 def recurrence(g: Builder, x: str, *, form: str, feat: int, reads: str = "bm", out: str = "bm",
-               direction: str = "forward", steps: int | None = None, init=None, unroll_slice: bool = False):
+               direction: str = "forward", steps: int | None = None, init=None, unroll_slice: bool = False,
+               reversed_input: bool = False, out_order: str = "orig"):
     """Run the recurrence ``form`` over ``x`` (read as ``reads``: 'bm' (B, T, F) or 'tm' (T, B, F)).
 
     Returns ``(y, node)``: the per-step states as ``out`` ('bm' (B, T, H) or 'tm'), and the name of the
     recurrent node (the Concat of the steps for ``unrolled``).  ``init(kind)`` builds a custom initial
     state: kind 'dbh' (1, B, H), 'bdh' (B, 1, H) or 'bh' (B, H).
+
+    A backward pass: ``direction='reverse'`` (Scan's scan_input_directions, an unrolled cell reading the last
+    step first; not a Loop), or ``reversed_input`` (a forward pass over ``x`` reversed with
+    :func:`reverse_time`, any form).  ``out_order``: 'orig' gives the states in the input's order (Scan's
+    scan_output_directions=[1], the unrolled steps stacked by time, a reversed input's output reversed back),
+    'proc' in the order they were computed (Keras ``go_backwards``: its last step is the final state).
     """
     t_ax, b_ax = (1, 0) if reads == "bm" else (0, 1)
     batch = g.ref(x, b_ax)
+    if reversed_input:
+        x = reverse_time(g, x, t_ax)
     if form in ("lstm", "gru"):
         gates = 4 if form == "lstm" else 3
         op = "LSTM" if form == "lstm" else "GRU"
@@ -338,7 +370,8 @@ def recurrence(g: Builder, x: str, *, form: str, feat: int, reads: str = "bm", o
             rev = 1 if direction == "reverse" else 0
             out_ax = 1 if out == "bm" else 0
             _, y = g.op("Scan", [h0, x], 2, body=body, num_scan_inputs=1, scan_input_axes=[t_ax],
-                        scan_output_axes=[out_ax], scan_input_directions=[rev], scan_output_directions=[rev])
+                        scan_output_axes=[out_ax], scan_input_directions=[rev],
+                        scan_output_directions=[rev if out_order == "orig" else 0])
             node = g.node_of[y]
             cur = out
     elif form == "unrolled":
@@ -357,13 +390,15 @@ def recurrence(g: Builder, x: str, *, form: str, feat: int, reads: str = "bm", o
                 xt = g.op("Gather", [x, g.ints(t, scalar=True)], axis=t_ax)
             h = _cell(g, xt, h, wx, wh, bh)
             per_step[t] = g.op("Unsqueeze", [h, g.ints([o_ax])])
-        y = g.op("Concat", [per_step[t] for t in range(steps)], axis=o_ax)
+        y = g.op("Concat", [per_step[t] for t in (range(steps) if out_order == "orig" else order)], axis=o_ax)
         node = g.node_of[y]
         cur = out
     else:
         raise ValueError(form)
     if cur != out:
         y = g.op("Transpose", [y], perm=[1, 0, 2])
+    if reversed_input and out_order == "orig":
+        y = reverse_time(g, y, 1 if out == "bm" else 0)
     return y, node
 
 
@@ -384,7 +419,9 @@ class Variant:
     family: object = field(repr=False)
     #: sizes of the logical axes ('batch', 'seq', 'width') to run at; the first is the traced one
     bindings: list = field(default_factory=list)
-    bad_runs: str = "all"  # bad only: 'all' (silent) or 'trace-only' (fails off the traced size)
+    #: bad only: 'all' (silent), 'trace-only' (fails off the traced size) or 'none' (fails at every binding: a
+    #: width mismatch that onnx's own shape inference refutes too, so only the plain onnx.checker passes)
+    bad_runs: str = "all"
 
     @functools.cached_property
     def built(self) -> Built:
@@ -399,8 +436,10 @@ class Variant:
         return self.built.culprit
 
 
-def _make_model(g: Builder, inputs, outputs, naming: str, name: str) -> onnx.ModelProto:
-    """``inputs``: [(name, dims (int or symbol), elem)]; ``outputs``: [name]; output shapes: rank only."""
+def _make_model(g: Builder, inputs, outputs, naming: str, name: str, ranks: dict | None = None) -> onnx.ModelProto:
+    """``inputs``: [(name, dims (int or symbol), elem)]; ``outputs``: [name]; output shapes: rank only.
+
+    ``ranks``: the rank of an output that onnx's inference cannot give (after a node it refutes)."""
     ins = [helper.make_tensor_value_info(n, elem, dims) for n, dims, elem in inputs]
     probe = helper.make_graph(g.nodes, name, ins, [helper.make_tensor_value_info(o, TensorProto.UNDEFINED, None)
                                                    for o in outputs], g.inits)
@@ -410,6 +449,9 @@ def _make_model(g: Builder, inputs, outputs, naming: str, name: str) -> onnx.Mod
     for o in outputs:
         tt = inferred[o].type.tensor_type
         if not tt.HasField("shape"):
+            if ranks and o in ranks:
+                outs.append(helper.make_tensor_value_info(o, tt.elem_type or TensorProto.FLOAT, [None] * ranks[o]))
+                continue
             raise AssertionError(f"{name}: no rank inferred for output {o}")
         outs.append(helper.make_tensor_value_info(o, tt.elem_type or TensorProto.FLOAT, [None] * len(tt.shape.dim)))
     graph = helper.make_graph(g.nodes, name, ins, outs, g.inits)
@@ -812,6 +854,243 @@ class SL303(Family):
         return Built(_make_model(g, inputs, [y], c["naming"], v.id), culprit if v.bad else None)
 
 
+# --------------------------------------------------------------------------- SL401 / SL402 helpers
+def recurrent_op(g: Builder, x: str, *, form: str, feat: int, direction: str = "bidirectional"):
+    """An ONNX LSTM/GRU op over the batch-major ``x`` (B, T, feat), ``layout=0``.
+
+    Returns ``(Y, Y_h, node)``: ``Y`` (T, nd, B, HID) and ``Y_h`` (nd, B, HID), with their sizes recorded.
+    """
+    gates, op = (4, "LSTM") if form == "lstm" else (3, "GRU")
+    nd = 2 if direction == "bidirectional" else 1
+    src = transpose(g, x, (1, 0, 2))
+    ins = [src, g.weight(nd, gates * HID, feat), g.weight(nd, gates * HID, HID), g.weight(nd, 2 * gates * HID)]
+    y, yh = g.op(op, ins, 2, hidden_size=HID, direction=direction, layout=0)
+    t, b = g.dims[src][0], g.dims[src][1]
+    g.set_dims(y, [t, (nd, False), b, (HID, False)])
+    g.set_dims(yh, [(nd, False), b, (HID, False)])
+    return y, yh, g.node_of[y]
+
+
+def dense(g: Builder, x: str, k: int, n: int, *, gemm: bool, trans_b: bool = True):
+    """A Dense layer ``k -> n`` on ``x``: Gemm (torch's nn.Linear on 2-D input: transB=1) or MatMul + Add.
+
+    Returns ``(projection, out)``: the MatMul/Gemm output (its node is the projection) and the layer's output.
+    """
+    if gemm:
+        w = g.weight(n, k) if trans_b else g.weight(k, n)
+        out = g.op("Gemm", [x, w, g.weight(n)], **({"transB": 1} if trans_b else {}))
+        return out, out
+    mm = g.op("MatMul", [x, g.weight(k, n)])
+    return mm, g.op("Add", [mm, g.weight(n)])
+
+
+def _torch_linear(c: dict) -> bool:
+    """Whether a 2-D Dense is written as torch writes nn.Linear (Gemm) rather than tf2onnx (MatMul + Add)."""
+    return c["naming"] != "unk"
+
+
+def pass_pair(g: Builder, x: str, c: dict, tr: dict, feat: int, *, order: str = "orig"):
+    """A forward and a backward pass of ``c['rec']`` (loop/scan/unrolled) over the same (B, T, feat) ``x``.
+
+    Returns ``(fwd, bwd)``, each (B, T, HID) batch-major with its sizes recorded; ``bwd`` in the input's
+    order (``order='orig'``) or in the order it was computed (``'proc'``: its last step is its final state).
+    """
+    kw = _rec_kw(c, tr)
+    fwd, _ = recurrence(g, x, feat=feat, **kw)
+    if c["rec"] == "loop":  # a Loop runs forwards: over the input reversed
+        bwd, _ = recurrence(g, x, feat=feat, reversed_input=True, out_order=order, **kw)
+    else:
+        bwd, _ = recurrence(g, x, feat=feat, direction="reverse", out_order=order, **kw)
+    for y in (fwd, bwd):
+        g.set_dims(y, [g.dims[x][0], g.dims[x][1], (HID, False)])
+    return fwd, bwd
+
+
+def pick_step(g: Builder, y: str, index: str, tr: dict, dynamic_t: bool, *, first: bool = False) -> str:
+    """Step 0 (``first``) or the last step of ``y`` (B, T, H) along time, the index written as ``index``."""
+    if first:
+        idx = g.ints(0, scalar=True)
+    elif index == "m1":
+        idx = g.ints(-1, scalar=True)
+    elif index == "pos":
+        if dynamic_t:
+            raise Infeasible("a literal last step needs a static length")
+        idx = g.ints(tr["seq"] - 1, scalar=True)
+    else:  # f[:, -1] as jax2onnx writes it over a Loop/Scan output: Shape -> Gather -> Sub 1
+        idx = g.op("Sub", [g.size_scalar(Ref(y, 1, tr["seq"], dynamic_t)), g.ints(1, scalar=True)])
+    out = g.op("Gather", [y, idx], axis=1)
+    g.set_dims(out, [g.dims[y][0], g.dims[y][2]])
+    return out
+
+
+# --------------------------------------------------------------------------- SL401
+class SL401(Family):
+    """A recurrent output projected or reshaped with its num_directions axis still in place.
+
+    ``proj4d``: a bidirectional LSTM/GRU op's ``Y`` (T, 2, B, H) straight into MatMul(Y, W(H, C)) (culprit:
+    the MatMul; it runs, once per direction, and keeps the axis); twin: Transpose(0, 2, 1, 3), Reshape to
+    (T, B, 2H), MatMul(W(2H, C)).  ``fold_batch``: ``Y_h`` (2, B, H) reshaped to (2B, H) (``h_n.reshape(-1,
+    H)``) for a Dense (culprit: the Reshape: its rows are one direction of one sample each, and nothing
+    unfolds them back); twin: Transpose(1, 0, 2) then Reshape to (B, 2H) for a Dense(2H).  ``hn_view``:
+    ``Y_h`` reshaped to (B, 2H) with no Transpose (``h_n.view(B, -1)``: samples and directions interleaved;
+    culprit: the Reshape); twin: with the Transpose.  ``stack``: a forward and a backward pass over the same
+    sequence, their (B, T, H) outputs stacked on a new axis (Unsqueeze + Concat, ``jnp.stack([f, b], 2)``) to
+    (B, T, 2, H), and a Dense applied the way jax2onnx applies one to N-D: Reshape (B*T*2, H) -> Gemm ->
+    Reshape back to (B, T, 2, C) (culprit: the Gemm, where the SL401 doc anchors a Dense read through such
+    a Reshape); twin: the passes concatenated on the features (B, T, 2H) and a Dense(2H, C) the same way.
+
+    Every bad model runs (the direction axis is kept or mixed, no width is refuted).  ``proj4d``,
+    ``fold_batch`` and ``hn_view`` need the op's own num_directions axis, so only ``lstm``/``gru``;
+    ``stack`` needs two separate passes, which the matrix builds as Loop/Scan/unrolled (a bidirectional
+    LSTM/GRU op already has the direction axis of ``proj4d``, and a Loop/Scan/unrolled pass alone has
+    none to keep).
+    """
+
+    rule = "SL401"
+    axes = {"naming": list(NAMINGS), "shape": ["const", "shapeop", "placeholder"], "rec": RECS,
+            "pattern": ["proj4d", "fold_batch", "hn_view", "stack"]}
+    extra = (("naming", "rec", "pattern"),)
+
+    def ok(self, c):
+        return (c["pattern"] == "stack") == (c["rec"] in ("loop", "scan", "unrolled"))
+
+    def build(self, v):
+        c, tr = v.combo, v.bindings[0]
+        g, inputs = Builder(c["naming"]), []
+        F, form, p = 10, c["shape"], c["pattern"]
+        x = seq_input(self, g, v, F, inputs, front="none")
+        culprit = None
+        if p == "stack":
+            fwd, bwd = pass_pair(g, x, c, tr, F)
+            if v.bad:
+                st = g.op("Concat", [g.op("Unsqueeze", [y, g.ints([2])]) for y in (fwd, bwd)], axis=2)
+                g.set_dims(st, [g.dims[x][0], g.dims[x][1], (2, False), (HID, False)])
+                r = lambda i: g.ref(st, i)  # noqa: E731
+                rows = reshape(g, st, [[r(0), r(1), 2], [HID]], form, infer=0)
+                gm, _ = dense(g, rows, HID, CLASSES, gemm=True, trans_b=False)
+                culprit = g.node_of[gm]
+                g.set_dims(gm, [g.dims[rows][0], (CLASSES, False)])
+                out = reshape(g, gm, [[r(0)], [r(1)], [2], [CLASSES]], form, infer=0, fallback=True)
+            else:
+                cat = g.op("Concat", [fwd, bwd], axis=2)
+                g.set_dims(cat, [g.dims[x][0], g.dims[x][1], (2 * HID, False)])
+                r = lambda i: g.ref(cat, i)  # noqa: E731
+                rows = reshape(g, cat, [[r(0), r(1)], [2 * HID]], form, infer=0)
+                gm, _ = dense(g, rows, 2 * HID, CLASSES, gemm=True, trans_b=False)
+                g.set_dims(gm, [g.dims[rows][0], (CLASSES, False)])
+                out = reshape(g, gm, [[r(0)], [r(1)], [CLASSES]], form, infer=0, fallback=True)
+            return Built(_make_model(g, inputs, [out], c["naming"], v.id), culprit)
+        y, yh, _ = recurrent_op(g, x, form=c["rec"], feat=F)
+        if p == "proj4d":
+            if v.bad:
+                mm, out = dense(g, y, HID, CLASSES, gemm=False)
+                culprit = g.node_of[mm]
+            else:
+                yt = transpose(g, y, (0, 2, 1, 3))  # (T, B, 2, H)
+                r = lambda i: g.ref(yt, i)  # noqa: E731
+                z = reshape(g, yt, [[r(0)], [r(1)], [r(2), r(3)]], form, infer=2)
+                _, out = dense(g, z, 2 * HID, CLASSES, gemm=False)
+        elif v.bad:
+            if p == "fold_batch":  # h_n.reshape(-1, H): (2B, H), one direction of one sample per row
+                z = reshape(g, yh, [[g.ref(yh, 0), g.ref(yh, 1)], [HID]], form, infer=0)
+                width = HID
+            else:  # h_n.view(x.size(0), -1): (B, 2H) read straight from (2, B, H)
+                z = reshape(g, yh, [[g.ref("x", 0)], [2 * HID]], form, infer=0)
+                width = 2 * HID
+            culprit = g.node_of[z]
+            _, out = dense(g, z, width, CLASSES, gemm=_torch_linear(c))
+        else:  # h_n.transpose(0, 1).reshape(B, -1): (B, 2H), [forward | backward] per sample
+            ht = transpose(g, yh, (1, 0, 2))
+            r = lambda i: g.ref(ht, i)  # noqa: E731
+            z = reshape(g, ht, [[r(0)], [r(1), r(2)]], form, infer=1)
+            _, out = dense(g, z, 2 * HID, CLASSES, gemm=_torch_linear(c))
+        return Built(_make_model(g, inputs, [out], c["naming"], v.id), culprit)
+
+
+# --------------------------------------------------------------------------- SL402
+class SL402(Family):
+    """A projection whose weight expects a width other than the recurrent features it is fed (culprit: it).
+
+    ``one_dir``: only the backward direction's final state of a bidirectional LSTM/GRU op (``Gather(Y_h, 1)``,
+    ``h_n[-1]``) into a Dense sized 2H (error: onnxruntime refuses the width); twin: both directions,
+    ``Concat(Gather(Y_h, 0), Gather(Y_h, 1))`` on the features.  ``twice``: one state concatenated with itself
+    (``torch.cat([h_n[-1], h_n[-1]], 1)``; for a pass pair the forward pass's last step twice, the backward
+    pass computed and unused) into a Dense(2H): it fits by repetition and runs (warning); twin: both
+    directions, or the forward pass's last step and the backward pass's final state (its step 0 in the
+    input's order, its last step when it is in the order it was computed, as tf2onnx's Keras
+    ``go_backwards`` leaves it: naming ``unk``).  ``unidir``: a unidirectional recurrence's final state or
+    last step (H) into a Dense sized 2H (error); twin: a Dense(H).  The Dense is a Gemm (transB=1, torch's
+    nn.Linear) except under tf2onnx's naming (MatMul + Add); ``index`` says how the step is picked.
+
+    Excluded: ``one_dir`` with a pass pair (one pass's state into a 2H head is ``unidir`` with the other pass
+    dead); ``computed`` but for Loop/Scan (the form jax2onnx writes over their outputs; an LSTM/GRU op's
+    ``h_n`` is indexed with constants); ``pos`` with a dynamic length (a literal last step is a traced
+    size, SL501's business).
+    """
+
+    rule = "SL402"
+    axes = {"naming": list(NAMINGS), "shape": ["none", "const", "shapeop", "placeholder"], "rec": RECS,
+            "index": ["m1", "pos", "computed"], "pattern": ["one_dir", "twice", "unidir"]}
+    extra = (("naming", "rec", "pattern"), ("rec", "index", "pattern"))
+
+    def ok(self, c):
+        if c["pattern"] == "one_dir" and c["rec"] not in ("lstm", "gru"):
+            return False
+        if c["index"] == "computed" and c["rec"] not in ("loop", "scan"):
+            return False
+        return not (c["index"] == "pos" and c["rec"] in ("loop", "scan") and _t_dynamic(c))
+
+    def bad_runs(self, c):
+        return "all" if c["pattern"] == "twice" else "none"  # a refuted width fails at every binding
+
+    def build(self, v):
+        c, tr = v.combo, v.bindings[0]
+        g, inputs = Builder(c["naming"]), []
+        F, p, index = 10, c["pattern"], c["index"]
+        x = seq_input(self, g, v, F, inputs)
+        op = c["rec"] in ("lstm", "gru")
+        dyn_t = _t_dynamic(c)
+
+        def h_n(yh, i):  # h_n[i] of Y_h (nd, B, H): (B, H)
+            out = g.op("Gather", [yh, g.ints(i, scalar=True)], axis=0)
+            g.set_dims(out, g.dims[yh][1:])
+            return out
+
+        if p == "unidir":
+            if op:
+                _, yh, _ = recurrent_op(g, x, form=c["rec"], feat=F, direction="forward")
+                feats = h_n(yh, -1 if index == "m1" else 0)
+            else:
+                y, _ = recurrence(g, x, feat=F, **_rec_kw(c, tr))
+                g.set_dims(y, [g.dims[x][0], g.dims[x][1], (HID, False)])
+                feats = pick_step(g, y, index, tr, dyn_t)
+            width = 2 * HID if v.bad else HID
+        elif op:
+            _, yh, _ = recurrent_op(g, x, form=c["rec"], feat=F)
+            back = -1 if index == "m1" else 1
+            if v.bad and p == "one_dir":
+                feats = h_n(yh, back)
+            elif v.bad:  # the backward direction twice; tf2onnx folds the two equal Gathers into one
+                hb = h_n(yh, back)
+                feats = g.op("Concat", [hb, hb if c["naming"] == "unk" else h_n(yh, back)], axis=1)
+            else:
+                feats = g.op("Concat", [h_n(yh, -2 if index == "m1" else 0), h_n(yh, back)], axis=1)
+            width = 2 * HID
+        else:  # twice over a pass pair
+            order = "proc" if c["naming"] == "unk" else "orig"
+            fwd, bwd = pass_pair(g, x, c, tr, F, order=order)
+            last = pick_step(g, fwd, index, tr, dyn_t)
+            if v.bad:
+                feats = g.op("Concat", [last, pick_step(g, fwd, index, tr, dyn_t)], axis=1)
+            else:
+                final_b = pick_step(g, bwd, index, tr, dyn_t, first=order == "orig")
+                feats = g.op("Concat", [last, final_b], axis=1)
+            width = 2 * HID
+        proj, out = dense(g, feats, width, CLASSES, gemm=_torch_linear(c))
+        culprit = g.node_of[proj] if v.bad else None
+        return Built(_make_model(g, inputs, [out], c["naming"], v.id, ranks={out: 2}), culprit)
+
+
 # --------------------------------------------------------------------------- SL403
 class SL403(Family):
     """Softmax/LogSoftmax/ArgMax of per-step class scores over time (culprit: that op).
@@ -1022,7 +1301,7 @@ class SL501(Family):
         return Built(_make_model(g, inputs, [y], c["naming"], v.id), culprit if v.bad else None)
 
 
-FAMILIES = [SL202(), SL204(), SL301(), SL302(), SL303(), SL403(), SL404(), SL405(), SL501()]
+FAMILIES = [SL202(), SL204(), SL301(), SL302(), SL303(), SL401(), SL402(), SL403(), SL404(), SL405(), SL501()]
 
 
 @functools.lru_cache(maxsize=1)

@@ -84,6 +84,8 @@ HOW = {
     "batch": "merges the directions into the batch: the rows of the result hold one direction of one sample each",
     "time": "merges the directions into time: the steps of the two directions alternate",
     "features": "merges the directions into the features in the wrong order: each feature mixes directions",
+    "samples": ("merges samples into the features while the directions stay an axis: each row mixes the hidden "
+                "units of several samples"),
     "other": "mixes the directions with the other axes",
 }
 
@@ -99,17 +101,22 @@ class LstmDirectionsNotRemoved(Rule):
         am = ctx.axis_map
         if not am.recurrences:
             return
-        rows_for_dense = set()
+        rows_for_dense, mixes = set(), {}
+        for n in ctx.graph.topological_order():
+            if n.op_type in ("Reshape", "Flatten"):
+                mix = am.direction_mix(n)
+                if mix is not None:
+                    mixes[n.output[0]] = (n, mix)
         for n in ctx.graph.topological_order():
             if n.op_type in ("MatMul", "Gemm") and len(n.input) >= 2 and n.input[0] and am.is_weight(n.input[1]):
+                if n.input[0] in mixes and mixes[n.input[0]][1][1] == "samples":
+                    continue  # the Reshape before it is the mistake (reported there)
                 found = self.projection(n, am, ctx, rows_for_dense)
                 if found:
                     yield found
-        for n in ctx.graph.topological_order():
-            if n.op_type in ("Reshape", "Flatten") and id(n) not in rows_for_dense:
-                mix = am.direction_mix(n)
-                if mix is not None:
-                    yield self.mix(n, mix[0], mix[1], am, ctx)
+        for n, mix in mixes.values():
+            if id(n) not in rows_for_dense:
+                yield self.mix(n, mix[0], mix[1], am, ctx)
 
     # ------------------------------------------------------------ projections
     @staticmethod

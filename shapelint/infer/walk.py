@@ -155,12 +155,15 @@ class Inferencer:
             if fb is not None:
                 outputs = [o if o is not None else f for o, f in zip(outputs, fb)]
         outputs = [o if o is not None else TensorInfo() for o in outputs[: len(node.output)]]
-        for o in outputs:  # a small vector whose elements all came out as integers is a constant
-            if o.value is not None and not o.has_const:
-                _value_as_const(o)
         # exact answer when every input is a small constant
         if node.input and any(node.input) and not all(o.has_const for o in outputs):
-            folded = fold(node, ctx.inputs, outputs, opset_imports)
+            ins = ctx.inputs
+            if any(o.value is None and not o.has_const for o in outputs):
+                # what the handler could not compute: also from vectors whose elements all came out as integers
+                # (Keras 3's 'same' pads computed from static sizes, then reshaped and reversed); the vectors
+                # themselves stay values, not literals, for the rules that tell the two apart (SL501)
+                ins = [_as_const(i) for i in ins]
+            folded = fold(node, ins, outputs, opset_imports)
             if folded is not None:
                 for o, f in zip(outputs, folded):
                     if f.shape is not None:
@@ -321,20 +324,19 @@ class Inferencer:
         return outs
 
 
-def _value_as_const(info: TensorInfo) -> None:
-    """Set ``info.const`` from its symbolic value when every element is an integer (a pad vector computed from
-    static sizes, ``(0, 1, 0, 1)``), so the ops after it fold exactly (a Reshape/Transpose of that vector)."""
+def _as_const(info: TensorInfo) -> TensorInfo:
+    """``info``, or a copy holding its symbolic value as a constant when every element is an integer."""
     v, shape = info.value, info.shape
-    if shape is None or len(shape) > 1 or not all(isinstance(d, int) for d in shape) or info.dtype is None:
-        return
-    if len(v) != (shape[0] if shape else 1) or not all(isinstance(e, int) and not isinstance(e, bool) for e in v):
-        return
+    if v is None or info.has_const or shape is None or len(shape) > 1 or info.dtype is None:
+        return info
+    if not all(isinstance(d, int) for d in shape) or len(v) != (shape[0] if shape else 1):
+        return info
+    if not all(isinstance(e, int) and not isinstance(e, bool) for e in v):
+        return info
     try:
         np_type = onnx.helper.tensor_dtype_to_np_dtype(info.dtype)
     except (KeyError, ValueError, TypeError):
-        return
+        return info
     if np_type.kind not in "iuf":
-        return
-    info.const = np.asarray(v, dtype=np_type).reshape(shape)
-    info.value = v  # const's setter keeps no value: the symbolic elements stay readable
-
+        return info
+    return TensorInfo(dtype=info.dtype, shape=shape, value=v, const=np.asarray(v, dtype=np_type).reshape(shape))
