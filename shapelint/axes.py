@@ -340,7 +340,8 @@ class AxisMap:
         self._unit_dir: dict[str, int] = {}  # tensor -> its length-1 num_directions axis (one-direction op)
         self._bodies: list[tuple[onnx.NodeProto, int, int]] = []
         self._step_seq: dict[str, int] = {}  # tensor -> when its step was read (walk order)
-        self._stack_candidates: list[tuple[int, list, int]] = []  # two tensors stacked on a new axis  # Loop/Scan node, ids of the sources its body made
+        self._stack_candidates: list[tuple[int, list, int]] = []  # two tensors stacked on a new axis
+        self._member_pick: dict[str, tuple[int, str]] = {}  # Slice output -> (index, Concat input) it is exactly  # Loop/Scan node, ids of the sources its body made
         for vi in graph.graph.input:
             dims = vi.type.tensor_type.shape.dim if vi.type.HasField("tensor_type") else ()
             for k, d in enumerate(dims):
@@ -635,12 +636,11 @@ class AxisMap:
                 continue
             if len(dirs) == len(srcs):
                 continue
-            before, after = srcs[:dirs[0]], srcs[dirs[-1] + 1:]
-            owners = {id(self.owner(srcs[j])) for j in dirs}
-            if not before and after and all(self.owner(s) is not None and id(self.owner(s)) in owners
-                                            and s.kind in ("hidden", "feature", "part") for s in after):
-                continue  # (directions, hidden): [forward | backward] features
             others = [s for s in srcs if not self.is_direction(s)]
+            if others and all(self.owner(s) is not None and s.kind in ("hidden", "feature", "part") for s in others):
+                # (directions, hidden): [forward | backward] features; (hidden, directions) only permutes the
+                # features the next Dense learns from, a fixed reordering, not a mistake worth a warning
+                continue
             if any(self._is_batch(s) for s in others):
                 return k, "batch"
             if any(self.is_(s, "time") for s in others):
@@ -708,11 +708,18 @@ class AxisMap:
     def _trace_state(self, t: str, s: Source, rc: Recurrence) -> tuple[str, str]:
         """Which direction of ``rc`` and which step the hidden units ``s`` in ``t`` are: back along the data
         path to the recurrence, through the selections (Gather/Slice/Split) made on the way."""
-        pick, step, cur = None, "all", t
+        pick, step, cur, follow = None, "all", t, {}
         for _ in range(48):
             p = self.graph.producer(cur)
             if p is None:
                 break
+            if cur in self._member_pick:  # a slice that is exactly one piece of a Concat: follow that piece
+                follow[p.input[0]] = self._member_pick[cur][1]
+                cur = p.input[0]
+                continue
+            if p.op_type == "Concat" and cur in follow:
+                cur = follow.pop(cur)
+                continue
             if p is rc.node:
                 if rc.kind == "op" and list(p.output).index(cur) > 0:
                     step = "final" if step == "all" else step
@@ -738,8 +745,10 @@ class AxisMap:
         else:
             direction = rc.direction
             ax = self.axis(rc.tensor, rc.time_axis)
-            if rc.kind != "op" and ax and len(ax) == 1 and ax[0].source.kind == "reversed":
-                direction = "reverse"  # a pass over the sequence read backwards
+            if ax and len(ax) == 1 and ax[0].source.kind == "reversed":
+                # a pass over the sequence read backwards (tf2onnx keeps a backward GRU as a forward one over
+                # the reversed input when the forward pass is unused)
+                direction = {"forward": "reverse", "reverse": "forward"}.get(direction, direction)
         return direction, step
 
     def same_value(self, a: str, b: str, depth: int = 6) -> bool:
@@ -792,13 +801,17 @@ class AxisMap:
         or, on a new axis, a forward and a backward pass over the same sequence (``jnp.stack([fwd, bwd])``)."""
         if len(ins) < 2:
             return False
-        owners, passes = [], []
+        owners, passes, picked = [], [], []
         for t, a in ins:
             ax = a[axis] if axis < len(a) else None
             last = a[-1] if a else None
             if ax is None or not last or len(last) != 1:
                 return False
             rc = self.owner(last[0].source)
+            st = self._states(t, len(a) - 1, 0) if ax == () else None
+            if st is not None and len(st) == 1 and st[0].recurrence is not None:
+                picked.append(st[0])
+                rc = rc or st[0].recurrence
             if rc is None:
                 return False
             if ax != ():
@@ -807,11 +820,17 @@ class AxisMap:
             elif self._unit_dir.get(t) != axis:
                 passes.append(rc)
             owners.append(rc)
+        if len(picked) == len(ins) == 2 and picked[0].recurrence is picked[1].recurrence \
+                and {s.direction for s in picked} == {"forward", "reverse"}:
+            return True  # one bidirectional op's two directions picked apart, then stacked again
         if len({id(r) for r in owners}) != len(owners):
             return False
         if not passes:
             return all(r.kind == "op" for r in owners)
-        return len(owners) == 2 and len(passes) == 2 and self._passes(owners[0], owners[1])
+        if len(owners) == 2 and len(passes) == 2 and self._passes(owners[0], owners[1]):
+            return True
+        return len(picked) == 2 and {s.direction for s in picked} == {"forward", "reverse"} \
+            and self._passes(picked[0].recurrence, picked[1].recurrence)
 
     def _reversal(self, idx: str, n: Dim) -> bool:
         """``idx`` holds n-1, n-2, ..., 0 for an axis of length ``n``: ``(n - 1) - Range(0, n, 1)`` or
@@ -1371,8 +1390,64 @@ class AxisMap:
                             i += shape[k]
                         self._steps[node.output[0]] = (x[k], i, k, node.input[0])
                 continue
+            start = self._slice_start(node, k, len(shape), starts, axes_v, steps_v)
+            member = self._member_at(x[k], start, oshape[k], k)
+            if member is not None:  # exactly one of the pieces a Concat put side by side: that piece's axis
+                out[k] = self.axis(member[1], k)
+                self._member_pick[node.output[0]] = member
+                continue
+            half = self._direction_half(x[k], start, oshape[k])
+            if half is not None:  # out[..., :H] of [forward | backward] features: the forward direction's units
+                out[k] = (x[k][1],)
+                self._steps[node.output[0]] = (x[k][:1], half, k, node.input[0])
+                continue
             out[k] = self.new("part", oshape[k], node.output[0], k, node, parents=[f.source for f in x[k]])
         return [tuple(out)]
+
+    @staticmethod
+    def _slice_start(node, k, rank, starts, axes_v, steps_v):
+        if starts is None or starts.ndim != 1:
+            return None
+        axes = [int(a) % rank for a in axes_v.reshape(-1)] if axes_v is not None else list(range(starts.size))
+        if k not in axes or axes.index(k) >= starts.size:
+            return None
+        j = axes.index(k)
+        if steps_v is not None and j < steps_v.size and int(steps_v.reshape(-1)[j]) != 1:
+            return None
+        return int(starts[j])
+
+    def _member_at(self, ax: Axis, start, size, k: int) -> tuple[int, str] | None:
+        """``(index, tensor)`` of the Concat input that ``[start, start + size)`` of axis ``ax`` covers exactly."""
+        if start is None or len(ax) != 1 or not ax[0].whole:
+            return None
+        members = self._members.get(ax[0].source.id)
+        if not members:
+            return None
+        sizes = [(self.table.shape(m) or [None] * (k + 1))[k] if k < len(self.table.shape(m) or ()) else None
+                 for m in members]
+        if not all(isinstance(z, int) for z in sizes):
+            return None
+        total = sum(sizes)
+        start = start + total if start < 0 else start
+        at = 0
+        for j, (m, z) in enumerate(zip(members, sizes)):
+            if at == start and _eq(size, z) and self.axis(m, k):
+                return j, m
+            at += z
+        return None
+
+    def _direction_half(self, ax: Axis, start, size) -> int | None:
+        """Which direction a piece ``[start, start + size)`` of a (directions, hidden) axis is, when it is one whole
+        direction's hidden units: 0 forward, 1 backward."""
+        if start is None or len(ax) != 2 or not ax[0].whole or not ax[1].whole:
+            return None
+        d, h = ax[0].source, ax[1].source
+        if not (self.is_direction(d) and _eq(d.size, 2) and self.owner(h) is not None and isinstance(h.size, int)):
+            return None
+        if not _eq(size, h.size):
+            return None
+        start = start + 2 * h.size if start < 0 else start
+        return {0: 0, h.size: 1}.get(start)
 
     def _reverses(self, node, k: int, rank: int) -> bool:
         steps_v = self._const(node.input[4]) if len(node.input) > 4 and node.input[4] else None
@@ -1402,6 +1477,9 @@ class AxisMap:
             elif os_[axis] == 1:
                 ax[axis] = ()
                 self._steps[o] = (x[axis], j, axis, node.input[0])
+            elif len(node.output) == 2 and self._direction_half(x[axis], 0 if j == 0 else os_[axis], os_[axis]) == j:
+                ax[axis] = (x[axis][1],)  # [forward | backward] features split in two: one direction each
+                self._steps[o] = (x[axis][:1], j, axis, node.input[0])
             else:
                 ax[axis] = self.new("part", os_[axis], o, axis, node, parents=[f.source for f in x[axis]])
             outs.append(tuple(ax))

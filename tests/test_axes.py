@@ -560,3 +560,55 @@ def test_a_one_direction_ops_length_1_direction_axis_is_followed_through_a_trans
     am = axes_of(m)
     assert am.direction_axes("Y") == [1] and am.direction_axes("out") == [2]
     assert not am.several_directions("out")
+
+
+def test_halves_of_the_merged_directions_are_forward_then_backward():
+    # Y (seq, 2, batch, 4) -> (seq, batch, 8) = [forward | backward]; out[-1, :, :4] forward, [4:] backward
+    m = _bilstm([helper.make_node("Transpose", ["Y"], ["Yt"], perm=[0, 2, 1, 3]),
+                 helper.make_node("Reshape", ["Yt", "s"], ["M"]),
+                 helper.make_node("Slice", ["M", "a", "b", "ax"], ["f"]),
+                 helper.make_node("Slice", ["M", "b", "c", "ax"], ["r"]),
+                 helper.make_node("Concat", ["f", "r", "f"], ["out"], axis=2)],
+                {"s": i64(0, 0, -1), "a": i64(0), "b": i64(4), "c": i64(8), "ax": i64(2)})
+    am = axes_of(m)
+    assert [(s.direction, s.width) for s in am.states("out", 2)] == [("forward", 4), ("reverse", 4), ("forward", 4)]
+
+
+def test_a_slice_that_is_one_piece_of_a_concat_is_that_piece():
+    # the two directions picked apart, concatenated on the features, then the backward piece sliced back out
+    m = _bilstm([helper.make_node("Gather", ["Y", "i0"], ["yf"], axis=1),
+                 helper.make_node("Gather", ["Y", "i1"], ["yb"], axis=1),
+                 helper.make_node("Concat", ["yf", "yb"], ["M"], axis=2),
+                 helper.make_node("Slice", ["M", "b", "c", "ax"], ["out"])],
+                {"i0": np.array(0, np.int64), "i1": np.array(1, np.int64), "b": i64(4), "c": i64(8), "ax": i64(2)})
+    (st,) = axes_of(m).states("out", 2)
+    assert st.direction == "reverse" and st.width == 4
+
+
+def test_one_ops_two_directions_picked_apart_and_stacked_again_are_a_direction_axis():
+    m = _bilstm([helper.make_node("Gather", ["Yh", "i0"], ["hf"], axis=0),
+                 helper.make_node("Gather", ["Yh", "i1"], ["hb"], axis=0),
+                 helper.make_node("Unsqueeze", ["hf", "one"], ["uf"]),
+                 helper.make_node("Unsqueeze", ["hb", "one"], ["ub"]),
+                 helper.make_node("Concat", ["uf", "ub"], ["out"], axis=1)],
+                {"i0": np.array(0, np.int64), "i1": np.array(1, np.int64), "one": i64(1)})
+    assert axes_of(m).direction_axes("out") == [1]
+
+
+def test_the_last_layers_directions_merged_before_the_hidden_units_are_not_a_mix():
+    # h_n of 2 bidirectional layers (4, batch, 4); h_n[-2:].transpose(0, 1).reshape(batch, -1): the right merge
+    nodes = [helper.make_node("LSTM", ["x", "W", "R", "B"], ["Y1", "H1"], hidden_size=4, direction="bidirectional"),
+             helper.make_node("Transpose", ["Y1"], ["Y1t"], perm=[0, 2, 1, 3]),
+             helper.make_node("Reshape", ["Y1t", "s"], ["X2"]),
+             helper.make_node("LSTM", ["X2", "W2", "R", "B"], ["Y2", "H2"], hidden_size=4, direction="bidirectional"),
+             helper.make_node("Concat", ["H1", "H2"], ["hn"], axis=0),
+             helper.make_node("Slice", ["hn", "m2", "end", "zero"], ["last"]),
+             helper.make_node("Transpose", ["last"], ["lt"], perm=[1, 0, 2]),
+             helper.make_node("Reshape", ["lt", "s2"], ["out"])]
+    inits = {"W": w(2, 16, 3), "W2": w(2, 16, 8), "R": w(2, 16, 4), "B": w(2, 32), "s": i64(0, 0, -1),
+             "m2": i64(-2), "end": i64(2**62), "zero": i64(0), "s2": i64(0, -1)}
+    m = make(nodes, [("x", ["seq", "batch", 3])], ["out"], inits)
+    am = axes_of(m)
+    assert am.direction_axes("hn") == [0] and am.direction_axes("last") == [0]
+    reshape = next(n for n in m.graph.node if n.output[0] == "out")
+    assert am.direction_mix(reshape) is None
