@@ -14,8 +14,10 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
+import math
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Union
 
 import sympy
@@ -89,7 +91,17 @@ def fresh_symbol() -> sympy.Symbol:
     >>> a == b, a == symbol(a.name)
     (False, False)
     """
+    global _fresh_made
+    _fresh_made += 1
     return Fresh(f"?{next(_fresh_counter)}")
+
+
+_fresh_made = 0  # fresh dims made since the process started (never reset): "did this step make one?"
+
+
+def fresh_made() -> int:
+    """How many fresh dims have been made so far: equal before and after a step that made none."""
+    return _fresh_made
 
 
 def is_static(d: Dim) -> bool:
@@ -262,6 +274,15 @@ def _compare_cached(a, b) -> Comparison:
     syms = diff.free_symbols
     if any(not is_named(s) for s in syms):
         return Comparison(Relation.UNKNOWN)
+    if len(syms) == 1 and diff.has(sympy.floor, sympy.ceiling, sympy.Mod):
+        # floors of strided sizes: exact over one period, where sympy.solve is slow and mostly gives up
+        got = periodic_equality(a, b)
+        if got == "always":
+            return Comparison(Relation.EQUAL)
+        if got == "never":
+            return Comparison(Relation.DIFFERENT)
+        if got is not None:
+            return Comparison(Relation.UNKNOWN)  # equal for a periodic set of sizes: a precondition, not one value
     # positive integer symbols: a sign-definite difference is never zero
     if diff.is_positive or diff.is_negative:
         return Comparison(Relation.DIFFERENT)
@@ -290,6 +311,117 @@ def _compare_cached(a, b) -> Comparison:
     return Comparison(Relation.UNKNOWN)
 
 
+_EQUAL, _DIFFERENT, _UNKNOWN = Comparison(Relation.EQUAL), Comparison(Relation.DIFFERENT), Comparison(Relation.UNKNOWN)
+
+
+# ---------------------------------------------------------- periodic equalities
+#: the longest period a conditional equality is searched over (product of the strides involved)
+MAX_PERIOD = 4096
+
+
+def _compile(e):
+    """``e`` as a function of a dict of Fractions, exactly (floor, ceiling, Mod included); None if it has
+    anything else (Max, Min, powers of symbols...)."""
+    if e.is_Integer or e.is_Rational:
+        v = Fraction(int(e.p), int(e.q))
+        return lambda env: v
+    if e.is_Symbol:
+        name = e
+        return lambda env: env[name]
+    args = [_compile(a) for a in e.args]
+    if any(a is None for a in args):
+        return None
+    if e.is_Add:
+        return lambda env: sum((a(env) for a in args), Fraction(0))
+    if e.is_Mul:
+        def mul(env):
+            out = Fraction(1)
+            for a in args:
+                out *= a(env)
+            return out
+        return mul
+    if isinstance(e, sympy.floor):
+        (a,) = args
+        return lambda env: Fraction(math.floor(a(env)))
+    if isinstance(e, sympy.ceiling):
+        (a,) = args
+        return lambda env: Fraction(math.ceil(a(env)))
+    if isinstance(e, sympy.Mod):
+        a, b = args
+        return lambda env: a(env) % b(env) if b(env) else None
+    return None
+
+
+def _period(e) -> int:
+    """A period of ``e`` in its symbol when ``e`` is quasi-linear (floors of rational-linear terms)."""
+    if e.is_Rational:
+        return 1
+    if e.is_Symbol:
+        return 1
+    inner = 1
+    for a in e.args:
+        inner = math.lcm(inner, _period(a))
+        if inner > MAX_PERIOD:
+            return MAX_PERIOD + 1
+    if isinstance(e, (sympy.floor, sympy.ceiling)):
+        den = 1
+        for r in e.args[0].atoms(sympy.Rational):
+            den = math.lcm(den, int(r.q))
+        return inner * den
+    if isinstance(e, sympy.Mod) and e.args[1].is_Integer:
+        return inner * abs(int(e.args[1]))
+    return inner
+
+
+@functools.lru_cache(maxsize=4096)
+def periodic_equality(a: Dim, b: Dim):
+    """When ``a == b`` holds for some but not all sizes of their one named symbol, periodically:
+    ``(symbol, modulus, residues)``; ``"always"`` or ``"never"`` when it holds for every size or for
+    none; None otherwise (two symbols, fresh dims, Max/Min, or a difference that grows).
+
+    The sizes are quasi-linear in the symbol (floors of strided sizes), so their difference repeats with
+    a period the strides give; evaluated exactly over two periods, its zeros are the condition.
+
+    >>> H = symbol("H")
+    >>> periodic_equality(2 * sympy.ceiling(H / 2), H)
+    ('H', 2, (0,))
+    """
+    if a is None or b is None or (isinstance(a, int) and isinstance(b, int)):
+        return None
+    try:
+        diff = sympy.sympify(a) - sympy.sympify(b)
+    except (TypeError, ValueError):
+        return None
+    syms = diff.free_symbols
+    if len(syms) != 1:
+        return None
+    (s,) = syms
+    if not is_named(s) or not diff.has(sympy.floor, sympy.ceiling, sympy.Mod):
+        return None
+    period = _period(diff)
+    if period > MAX_PERIOD:
+        return None
+    fn = _compile(diff)
+    if fn is None:
+        return None
+    try:
+        vals = [fn({s: Fraction(v)}) for v in range(1, 2 * period + 1)]
+    except (TypeError, ZeroDivisionError):
+        return None
+    if any(v is None for v in vals) or vals[:period] != vals[period:]:
+        return None  # not periodic: the two sides grow apart
+    hits = [v == 0 for v in vals[:period]]
+    if all(hits):
+        return "always"
+    if not any(hits):
+        return "never"
+    residues = {(k + 1) % period for k, h in enumerate(hits) if h}
+    for m in sorted(d for d in range(1, period + 1) if period % d == 0):
+        if all(((r % m) in {x % m for x in residues}) == (r in residues) for r in range(period)):
+            return s.name, m, tuple(sorted({x % m for x in residues}))
+    return s.name, period, tuple(sorted(residues))
+
+
 def compare(a: Dim, b: Dim) -> Comparison:
     """Compare two dims symbolically.
 
@@ -301,11 +433,11 @@ def compare(a: Dim, b: Dim) -> Comparison:
     'different'
     """
     if a is None or b is None:
-        return Comparison(Relation.UNKNOWN)
+        return _UNKNOWN
     if isinstance(a, int) and isinstance(b, int):
-        return Comparison(Relation.EQUAL if a == b else Relation.DIFFERENT)
-    if a == b:
-        return Comparison(Relation.EQUAL)
+        return _EQUAL if a == b else _DIFFERENT
+    if a is b or a == b:
+        return _EQUAL
     try:
         return _compare_cached(a, b)
     except (TypeError, ValueError, RecursionError):  # pragma: no cover - sympy corner cases
@@ -423,7 +555,7 @@ def parse_dim(text: str) -> Dim:
     if text in _parse_cache:
         return _parse_cache[text]
     out: Dim
-    if _IDENT.match(text):
+    if _IDENT.match(text) and "//" not in text:  # "H//2" is shapelint's own floor division, not a name
         out = symbol(text)
     else:
         try:

@@ -82,8 +82,41 @@ class ModelGraph:
     _inputs: dict[int, tuple[str, ...]] = field(default_factory=dict, repr=False)  # id(node) -> every tensor it reads
     _input_names: list[str] = field(default_factory=list, repr=False)
     _nx: "nx.MultiDiGraph | None" = field(default=None, repr=False)
+    #: names in ``_producer`` that map to the If/Loop/Scan owning a subgraph input, not to a node writing them
+    _owned: set[str] = field(default_factory=set, repr=False)
+    #: how the model was read where it departs from the file's words (``dim_value: -1`` axes read as dynamic)
+    notes: list[str] = field(default_factory=list)
 
     # ------------------------------------------------------------ building
+    def _name_placeholder_dims(self, main: onnx.GraphProto) -> None:
+        """A graph input axis declared ``dim_value: -1`` (paddle2onnx) or ``0`` is a dynamic axis, never a size:
+        it gets a ``dim_param`` of its own (``x_dim0``), in place, so inference, verify and fix all read it as one."""
+        used = None
+        for vi in main.input:
+            if vi.name in self._initializers or not vi.type.HasField("tensor_type"):
+                continue
+            tt = vi.type.tensor_type
+            if not tt.HasField("shape"):
+                continue
+            for k, d in enumerate(tt.shape.dim):
+                if not d.HasField("dim_value") or d.dim_value > 0:
+                    continue
+                if used is None:
+                    used = {x.dim_param for v in main.input if v.type.HasField("tensor_type")
+                            for x in v.type.tensor_type.shape.dim if x.dim_param}
+                base = re.sub(r"\W", "_", f"{vi.name}_dim{k}")
+                base = base if re.match(r"[A-Za-z_]", base) else "d_" + base
+                name, n = base, 1
+                while name in used:
+                    n += 1
+                    name = f"{base}_{n}"
+                used.add(name)
+                value = d.dim_value
+                d.dim_param = name  # clears dim_value (one field of a oneof)
+                runtime = "" if value < 0 else " (onnxruntime takes it as a size: only empty tensors fit there)"
+                self.notes.append(f"input {vi.name!r} axis {k} is declared with dim_value {value}: read as a dynamic "
+                                  f"axis, named {name}{runtime}")
+
     @classmethod
     def from_model(cls, model: onnx.ModelProto) -> "ModelGraph":
         """Index producers, consumers and subgraph scopes in one pass over the nodes.
@@ -102,6 +135,7 @@ class ModelGraph:
         for t in main.initializer:
             name = t.name if type(t.name) is str else self._repair(t, "name", "initializer")
             self._initializers[name] = t
+        self._name_placeholder_dims(main)
         for t in main.sparse_initializer:
             self._initializers.setdefault(t.values.name, t.values)
         graph_t, graphs_t = onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS
@@ -109,6 +143,7 @@ class ModelGraph:
         stack = [(main, nodes, "")]
         seen_names: dict[str, int] = {}
         with_subgraphs: list[onnx.NodeProto] = []
+        main_produced: set[str] = set()
         while stack:
             graph, gnodes, scope = stack.pop()
             if scope:
@@ -126,6 +161,8 @@ class ModelGraph:
                         continue
                     if type(out) is not str:
                         out = self._repair(node.output, k, "output", node)
+                    if not scope:
+                        main_produced.add(out)
                     other = producer.get(out)
                     if other is not None:
                         self.problems.append(
@@ -152,7 +189,9 @@ class ModelGraph:
                     for j, sg in enumerate(subs):
                         sub_scope = f"{scope}/{node.name or node.op_type}/{attr.name}" + (f"[{j}]" if len(subs) > 1 else "")
                         for vi in sg.input:
-                            producer.setdefault(vi.name, node)
+                            if vi.name not in producer:
+                                producer[vi.name] = node
+                                self._owned.add(vi.name)
                         stack.append((sg, list(sg.node), sub_scope))
         inputs_of = self._inputs
         for node in with_subgraphs:
@@ -189,7 +228,6 @@ class ModelGraph:
                     node,
                 )
             )
-        main_produced = {o for n in nodes for o in n.output if o}
         for vi in model.graph.output:
             out = _as_text(vi.name)
             if out and out not in main_produced and out not in self._input_names and out not in self._initializers:
@@ -305,7 +343,7 @@ class ModelGraph:
     def producer(self, tensor: str) -> onnx.NodeProto | None:
         """The node that writes ``tensor`` (None for graph inputs and initializers)."""
         node = self._producer.get(tensor)
-        if node is not None and tensor not in node.output:
+        if node is not None and tensor in self._owned and tensor not in node.output:
             return None  # a subgraph's own input, owned by its If/Loop/Scan
         return node
 

@@ -92,3 +92,19 @@ def shape_rows(model: onnx.ModelProto, table: ShapeTable, mg: ModelGraph):
             info = table.get(name)
             outs.append({"tensor": name, "dtype": onnx.helper.tensor_dtype_to_string(info.dtype) if info.dtype else None, "shape": None if info.shape is None else [format_dim(d) for d in info.shape], "text": format_shape(info.shape)})
         yield {"node": node.name or None, "op_type": node.op_type, "source": mg.source(node), "outputs": outs}
+
+
+def input_conditions(table: ShapeTable) -> dict:
+    """What ``shapes`` reports beside the rows: the sizes the model accepts and how inference read its inputs.
+
+    ``input_sizes`` is the one-line summary (``H, W multiples of 32; seq ≤ 512``, empty when nothing
+    restricts the inputs), ``constraints`` every condition with the node that needed it, ``notes`` the
+    departures from the file's words (a ``dim_value: -1`` axis read as dynamic).
+    """
+    from .infer.constraints import summary
+
+    return {
+        "input_sizes": summary(table.constraints),
+        "constraints": [c.to_json() for c in table.constraints],
+        "notes": list(table.notes),
+    }

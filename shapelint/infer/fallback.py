@@ -66,12 +66,12 @@ def from_type_proto(tp: onnx.TypeProto) -> TensorInfo:
         if tt.HasField("shape"):
             dims = []
             for d in tt.shape.dim:
-                if d.HasField("dim_value"):
+                if d.HasField("dim_value") and d.dim_value >= 0:
                     dims.append(int(d.dim_value))
                 elif d.HasField("dim_param") and d.dim_param:
                     dims.append(parse_dim(d.dim_param))
                 else:
-                    dims.append(fresh_symbol())
+                    dims.append(fresh_symbol())  # no dim, or a negative dim_value (paddle2onnx's "dynamic"): unknown
             shape = tuple(dims)
         return TensorInfo(dtype=tt.elem_type or None, shape=shape)
     if which == "sequence_type":

@@ -150,6 +150,13 @@ class NodeContext:
                 inputs=inputs,
             )
             return a if not isinstance(a, int) else b  # assume it holds downstream: keep the symbol
+        elif cmp.relation == Relation.UNKNOWN:
+            from .constraints import require_equal_when
+
+            if require_equal_when(ctx=self, a=a, b=b, why=f"{self.node.op_type} needs {requirement or 'them equal'}"):
+                from .ops._common import simpler
+
+                return simpler(a, b)
         return pick(a, b)
 
     def out(self, dtype=None, shape=None, value=None, const=None) -> TensorInfo:

@@ -9,19 +9,21 @@ whatever can still be known.
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 
 import numpy as np
 import onnx
 
-from ..dims import fresh_symbol, parse_dim, reset_fresh
+from ..dims import fresh_made, fresh_symbol, parse_dim, reset_fresh
 from ..graph import ModelGraph, constant_node_value, tensor_value
 from ..load import tensor_nbytes
 from . import ops  # noqa: F401 - registers the handlers
 from .fallback import FallbackError, from_type_proto, infer_with_onnx
 from .fold import fold
 from .registry import AttributeTypeError, NodeContext, handler_for
-from .table import Conflict, ShapeTable, TensorInfo
+from .table import UNKNOWN, Conflict, ShapeTable, TensorInfo
 
 __all__ = ["infer", "Inferencer"]
 
@@ -32,6 +34,79 @@ INT64_MAX = 2**63 - 1
 _KNOWN_DOMAINS = ("", "ai.onnx", "ai.onnx.ml", "ai.onnx.preview.training", "ai.onnx.preview")
 
 
+@functools.lru_cache(maxsize=None)
+def _ort_same_shape_ops() -> frozenset:
+    """com.microsoft ops whose onnxruntime schema documents output 0 as shaped like input 0, of its type."""
+    try:
+        from onnxruntime.capi import onnxruntime_pybind11_state as ort_c
+    except Exception:  # noqa: BLE001 - onnxruntime absent or broken: nothing is documented
+        return frozenset()
+    out = set()
+    for s in ort_c.get_all_operator_schema():
+        if s.domain != "com.microsoft" or not s.inputs or len(s.outputs) != 1:
+            continue
+        doc = " ".join((s.outputs[0].description or "").lower().split())
+        if re.search(r"\bsame shape (as|of) (the )?(input|x)\b", doc) and s.outputs[0].typeStr == s.inputs[0].typeStr:
+            out.add(s.name)
+    return frozenset(out)
+
+
+def documented_same_shape(domain: str, op_type: str) -> bool:
+    return domain == "com.microsoft" and op_type in _ort_same_shape_ops()
+
+
+# ------------------------------------------------------------------ memo
+# Exported transformers repeat one block dozens of times: the same op, attributes and input shapes (and the
+# same symbolic shape values) node after node.  A node's inference is memoised on that signature, so the
+# handler, the fallback and the fold run once per distinct node.  Only side-effect-free results are kept:
+# a node that reported a conflict, recorded a constraint, made a fresh dim (two nodes must never share
+# one) or was unsupported is inferred again each time, so its findings carry its own name.
+
+#: the most elements of a constant that any handler (``values_of``), the fold's inputs aside, or the onnx
+#: fallback (``input_data``) reads: a larger constant's contents cannot change an inference result
+_VALUE_LIMIT = 4096
+#: ops whose inference reads only the type and shape of a non-integer constant input (a weight, a bias,
+#: LayerNorm's scale) when at least one input is not constant (so the node is not folded)
+_SHAPE_ONLY_CONSTS = frozenset(
+    "MatMul Gemm Add Sub Mul Div Pow Where Equal Less Greater Max Min Sum Mean PRelu LayerNormalization Conv "
+    "ConvTranspose BatchNormalization InstanceNormalization LSTM GRU RNN Gather Einsum".split())
+#: integer and boolean element types: their small constants are shape arithmetic, read by value
+_INTEGER_TYPES = frozenset((2, 3, 4, 5, 6, 7, 9, 12, 13, 21, 22))
+#: never memoised: a constant from an attribute, pass-through of an input's own value, subgraphs
+_NOT_MEMOISED = frozenset(("Constant", "Identity", "If", "Loop", "Scan", "SequenceMap"))
+_GRAPH_ATTRS = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+_NO = object()
+
+
+def _dims_key(dims):
+    """A shape or a value as a key: the elements with their types (``2`` and ``sympy.Integer(2)``, ``1`` and
+    ``1.0`` compare equal but do not behave alike downstream)."""
+    return dims, tuple(map(type, dims))
+
+
+def _input_key(info: TensorInfo, contents_free: bool):
+    if info.kind != "tensor" or info.elem is not None:
+        return _NO
+    shape, value = info.shape, info.value
+    sk = None if shape is None else (shape, tuple(map(type, shape)))
+    vk = None if value is None else (value, tuple(map(type, value)))
+    if info._const is None and info.proto is None:
+        return (info.dtype, sk, vk)
+    n = None
+    if shape is not None and all(type(d) is int for d in shape):
+        n = 1
+        for d in shape:
+            n *= d
+    if contents_free and (n is None or n > _VALUE_LIMIT or info.dtype not in _INTEGER_TYPES):
+        return (info.dtype, sk, vk, "const")
+    if n is None or n > _VALUE_LIMIT:
+        return _NO
+    c = info.const
+    if c is None:
+        return _NO
+    return (info.dtype, sk, vk, c.dtype.str, c.shape, c.tobytes())
+
+
 def infer(mg: ModelGraph, bindings: dict[str, int] | None = None) -> ShapeTable:
     """Infer every tensor of ``mg``; ``bindings`` pins symbolic dims to integers."""
     reset_fresh()
@@ -39,6 +114,9 @@ def infer(mg: ModelGraph, bindings: dict[str, int] | None = None) -> ShapeTable:
 
 
 class Inferencer:
+    #: memoise node inference on its signature (off: every node is inferred on its own; the tests compare both)
+    memoise = True
+
     def __init__(self, mg: ModelGraph, bindings: dict[str, int] | None = None):
         self.mg = mg
         self.model = mg.model
@@ -55,6 +133,9 @@ class Inferencer:
         self._function_budget = max(20_000, 10 * len(mg.nodes))
         self._opset_cache: dict[str, int] = {}  # domain -> version, for the model's imports
         self._arity: dict[tuple[str, str, int], tuple[int, int, int, int] | None] = {}  # schema input/output counts
+        #: node signature -> its outputs' fields (see _memo_key); ``memo_hits`` counts the nodes it answered
+        self._memo: dict[tuple, tuple] = {}
+        self.memo_hits = 0
 
     # --------------------------------------------------------------- seeds
     def seed_value_info(self, vi: onnx.ValueInfoProto) -> TensorInfo:
@@ -87,7 +168,11 @@ class Inferencer:
             if vi.name in t:
                 continue  # an initializer listed as input keeps its value
             t[vi.name] = self.seed_value_info(vi)
+        self.table.notes.extend(self.mg.notes)
         self.walk(self.mg.topological_order(), self.opset_imports)
+        from .constraints import from_conflicts
+
+        self.table.constraints.extend(c for c in from_conflicts(self.table) if c not in self.table.constraints)
         return self.table
 
     def initializer_info(self, init: onnx.TensorProto) -> TensorInfo:
@@ -119,10 +204,73 @@ class Inferencer:
             if o and o not in self.table.tensors:
                 self.table.tensors[o] = TensorInfo()
 
+    def _memo_key(self, node: onnx.NodeProto, domain: str, opset: int):
+        """The signature that decides ``node``'s inference, or None where it is not memoised."""
+        op = node.op_type
+        if op in _NOT_MEMOISED or (domain, op) in self.functions:
+            return None
+        akey = ()
+        if node.attribute:
+            for a in node.attribute:
+                if a.type in _GRAPH_ATTRS or a.ref_attr_name:
+                    return None
+            akey = tuple(a.SerializeToString() for a in node.attribute)
+        tensors = self.table.tensors
+        ins = [tensors.get(name, UNKNOWN) if name else None for name in node.input]
+        contents_free = False
+        if op in _SHAPE_ONLY_CONSTS and domain in _DEFAULT_DOMAINS:
+            contents_free = any(i is not None and i._const is None and i.proto is None for i in ins)
+        keys = []
+        for info in ins:
+            if info is None:
+                keys.append(None)
+                continue
+            k = _input_key(info, contents_free)
+            if k is _NO:
+                return None
+            keys.append(k)
+        return (domain, op, opset, akey, tuple(keys), tuple(bool(o) for o in node.output))
+
     def infer_node(self, node: onnx.NodeProto, opset_imports) -> None:
-        table = self.table
         domain = node.domain or ""
-        opset = self._opset_for(domain, opset_imports)
+        if opset_imports is self.opset_imports:
+            opset = self._opset_cache.get(domain)
+            if opset is None:
+                opset = self._opset_for(domain, opset_imports)
+            key = None if self._depth or not self.memoise else self._memo_key(node, domain, opset)
+        else:
+            opset = self._opset_for(domain, opset_imports)
+            key = None
+        if key is None:
+            self._infer_node(node, opset_imports, domain, opset)
+            return
+        tensors = self.table.tensors
+        got = self._memo.get(key)
+        if got is not None:
+            self.memo_hits += 1
+            for name, f in zip(node.output, got):
+                if name:
+                    tensors[name] = TensorInfo(*f)
+            return
+        table = self.table
+        before = (len(table.conflicts), len(table.constraints), len(table.notes), len(table.declared),
+                  len(self.unsupported), fresh_made())
+        self._infer_node(node, opset_imports, domain, opset)
+        if before != (len(table.conflicts), len(table.constraints), len(table.notes), len(table.declared),
+                      len(self.unsupported), fresh_made()):
+            return  # findings, conditions or fresh dims of its own: inferred anew for every node
+        outs = []
+        for name in node.output:
+            info = tensors.get(name) if name else TensorInfo()
+            if info is None or info.kind != "tensor" or info.elem is not None:
+                return
+            if info.has_const and any(k is not None and len(k) == 4 for k in key[4]):
+                return  # a constant out of a constant whose contents the key leaves out: not memoised
+            outs.append((info.dtype, info.shape, info.value, info._const, info.kind, info.elem, info.proto))
+        self._memo[key] = tuple(outs)
+
+    def _infer_node(self, node: onnx.NodeProto, opset_imports, domain: str, opset: int) -> None:
+        table = self.table
         ctx = NodeContext(node, table, opset)
         if node.attribute and not self._tensor_attributes_ok(ctx):
             self._unknown_outputs(node)
@@ -253,6 +401,13 @@ class Inferencer:
         node = ctx.node
         domain = node.domain or ""
         if domain not in _KNOWN_DOMAINS:
+            x = ctx.input(0)
+            if x.shape is not None and len(node.output) == 1 and documented_same_shape(domain, node.op_type):
+                # no handler, but onnxruntime documents the output as shaped like the input: carry that shape on
+                ctx.conflict("unsupported", f"custom op {domain}::{node.op_type} has no shape handler; onnxruntime "
+                             "documents its output as shaped like its input, so that shape is carried on", inputs=[])
+                self.unsupported.append(node)
+                return [TensorInfo(dtype=x.dtype, shape=x.shape)]
             self.report_unsupported(ctx, f"custom op {domain}::{node.op_type}")
             return None
         try:

@@ -215,6 +215,19 @@ def constant_of_shape_value_wrong_type():
     return _model([node], [], [_y()], [shape])
 
 
+def paddle_dim_value_minus_one():
+    # paddle2onnx declares a dynamic axis as dim_value -1 (and some converters as 0): shapelint carried -1 as a
+    # size through every tensor (`shapes` printed (-1, 2)) and verify refused to build the input
+    w = helper.make_tensor("w", TensorProto.FLOAT, [4, 2], [0.5] * 8)
+    target = helper.make_tensor("t", TensorProto.INT64, [3], [0, 1, -1])
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["m"], name="/MatMul"),
+             helper.make_node("Reshape", ["m", "t"], ["r"], name="/Reshape"),
+             helper.make_node("Relu", ["r"], ["y"], name="/Relu")]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [-1, 0, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [-1, 1, -1])
+    return _model(nodes, [x], [y], [w, target])
+
+
 ENTRIES = {
     "dim_param_python_code.onnx": (dim_param_python_code, {"what": "Python code in a dim_param ran during check (sympify eval); the payload exits the child with 77"}),
     "dim_param_power_tower.onnx": (dim_param_power_tower, {"what": "dim_param 9**9**9: sympy evaluated the power, never returned"}),
@@ -258,6 +271,9 @@ ENTRIES = {
         "what": "ConstantOfShape whose value attribute is INTS: AttributeError in the handler (swallowed, nothing reported)",
         "expect": "SL101"}),
     "external_location_with_nul.onnx": (external_location_with_nul, {"what": "external data location with a NUL byte (ValueError escaped)", "expect": "error"}),
+    "paddle_dim_value_minus_one.onnx": (paddle_dim_value_minus_one, {
+        "what": "graph input axes declared dim_value -1 and 0 (paddle2onnx's dynamic axes): carried as sizes, "
+                "verify could not build the input"}),
 }
 
 

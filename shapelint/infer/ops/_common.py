@@ -28,6 +28,16 @@ def norm_axis(axis: int, rank: int) -> int | None:
     return axis + rank if axis < 0 else axis
 
 
+def simpler(a: Dim, b: Dim) -> Dim:
+    """Of two dims known equal, the one written with fewer operations (``H`` over ``ceil(ceil(H/2)/2)*4``)."""
+    import sympy
+
+    try:
+        return b if sympy.count_ops(b) < sympy.count_ops(a) else a
+    except (TypeError, ValueError):
+        return a
+
+
 def broadcast_dims(ctx: NodeContext, dims: list[Dim], axis_from_end: int, kind: str, requirement: str, inputs) -> Dim:
     """Broadcast one axis across operands (numpy rules), reporting refuted pairs."""
     out: Dim = 1
@@ -90,6 +100,13 @@ def broadcast_dims(ctx: NodeContext, dims: list[Dim], axis_from_end: int, kind: 
         elif static is not None:
             out = static
         else:
+            if cmp.relation == Relation.UNKNOWN:
+                # equal for some sizes only (an FPN's upsampled and lateral maps): a precondition, carried as one
+                from ..constraints import require_equal_when
+
+                if require_equal_when(ctx, out, d, f"{ctx.node.op_type} needs axis -{axis_from_end} of its operands equal"):
+                    out = simpler(out, d)  # equal under the condition: carry the plainer form on
+                    continue
             # two different symbols: keep the named/more informative one
             if free_names(d) and not free_names(out):
                 out = d

@@ -44,6 +44,12 @@ def _spatial(ctx: NodeContext, x_spatial, kernel, transposed=False, out_pad=None
                 if (o - 1) * s >= d + pads[i]:
                     o -= 1
             out.append(o)
+    if not all(isinstance(o, int) for o in out):
+        from ..constraints import require_positive
+
+        for i, o in enumerate(out):
+            if o is not None and not isinstance(o, int):
+                require_positive(ctx, o, f"{ctx.node.op_type}'s window must fit spatial axis {i}")
     for o in out:
         if isinstance(o, int) and o <= 0:
             ctx.conflict(

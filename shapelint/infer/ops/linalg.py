@@ -22,10 +22,16 @@ def matmul(ctx: NodeContext):
         dtype = ctx.dtype(7)
     if a.shape is None or b.shape is None:
         return [ctx.out(dtype, None)] if dtype is not None else None
-    sa, sb = tuple(a.shape), tuple(b.shape)
+    return [ctx.out(dtype, matmul_dims(ctx, tuple(a.shape), tuple(b.shape), ia, ib))]
+
+
+def matmul_dims(ctx: NodeContext, sa: tuple, sb: tuple, ia: int, ib: int) -> tuple | None:
+    """numpy.matmul's result shape for operand shapes ``sa`` @ ``sb`` (inputs ``ia``, ``ib`` of the node),
+    reporting an inner-dimension or batch-broadcast conflict; None when a scalar makes it undefined."""
+    shown_a, shown_b = sa, sb
     if len(sa) == 0 or len(sb) == 0:
         ctx.conflict("matmul", f"MatMul of a scalar: {format_shape(sa)} @ {format_shape(sb)}", "operands have rank >= 1", inputs=[ia, ib])
-        return [ctx.out(dtype, None)]
+        return None
     drop_a = len(sa) == 1
     drop_b = len(sb) == 1
     if drop_a:
@@ -36,7 +42,7 @@ def matmul(ctx: NodeContext):
         sa[-1],
         sb[-2],
         "matmul",
-        lambda: f"inner dimensions differ, {format_shape(a.shape)} @ {format_shape(b.shape)}",
+        lambda: f"inner dimensions differ, {format_shape(shown_a)} @ {format_shape(shown_b)}",
         INNER,
         inputs=[ia, ib],
     )
@@ -48,8 +54,7 @@ def matmul(ctx: NodeContext):
         broadcast_dims(ctx, [x, y], rank - k + 2, "broadcast", "batch dimensions of MatMul broadcast (numpy rules)", [ia, ib])
         for k, (x, y) in enumerate(zip(ba, bb))
     )
-    out = batch + ((sa[-2],) if not drop_a else ()) + ((sb[-1],) if not drop_b else ())
-    return [ctx.out(dtype, out)]
+    return batch + ((sa[-2],) if not drop_a else ()) + ((sb[-1],) if not drop_b else ())
 
 
 @register("Gemm")

@@ -420,6 +420,22 @@ def _symbolic_slice(start, end, step, dim):
     return None
 
 
+def _prefix_of_a_table(ctx, start, end, step, dim, axis):
+    """``table[s:seq]`` of a static axis (a positional table's first ``seq`` rows): ``seq - s`` long while
+    ``seq <= dim``, a condition on the input recorded as such (beyond it onnxruntime clamps to ``dim``)."""
+    if not (isinstance(dim, int) and isinstance(start, int) and isinstance(step, int)) or step != 1 or start < 0:
+        return None
+    if isinstance(end, int) or end is None or not 0 <= start <= dim:
+        return None
+    from ..constraints import require_at_most
+
+    n = sub(end, start)
+    if not _nonneg(n) or not require_at_most(ctx, end, dim, f"Slice takes rows {start}..{format_dim(end)} of axis {axis}, "
+                                              f"{dim} long"):
+        return None
+    return n
+
+
 def _nonneg(d) -> bool:
     if isinstance(d, int):
         return d >= 0
@@ -471,6 +487,8 @@ def slice_(ctx: NodeContext):
             ctx.conflict("op", "slice step is 0", "steps are non-zero")
             return [TensorInfo(dtype=x.dtype)]
         n = _clamp_slice(s, e, st, x.shape[a])
+        if n is None:
+            n = _prefix_of_a_table(ctx, s, e, st, x.shape[a], a)
         out[a] = n if n is not None else fresh_symbol()
     value = None
     v = values_of(x)
@@ -619,9 +637,15 @@ def split(ctx: NodeContext):
                 c,
             )
     outs = []
+    v = values_of(x) if r == 1 else None
+    start = 0
     for k in range(n):
         p = parts[k] if k < len(parts) else fresh_symbol()
-        outs.append(ctx.out(x.dtype, tuple(p if i == a else d for i, d in enumerate(x.shape))))
+        value = None
+        if v is not None and isinstance(p, int) and isinstance(start, int) and start + p <= len(v):
+            value = tuple(v[start : start + p])  # a shape vector split into its dims (onnxruntime's Gather fusion)
+        start = start + p if isinstance(p, int) and isinstance(start, int) else None
+        outs.append(ctx.out(x.dtype, tuple(p if i == a else d for i, d in enumerate(x.shape)), value))
     return outs
 
 

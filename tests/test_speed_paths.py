@@ -1,0 +1,169 @@
+"""The speed paths give what the slow paths give (issue 16).
+
+* node memo: inference memoised on a node's signature gives every tensor, value and conflict that
+  inferring each node on its own gives, on every fixture; conflicts keep their own node; two nodes
+  never share a fresh dim;
+* dims: the identity and int short-cuts of ``compare`` and the axis algebra's ``_eq``, and the cached
+  ``_divides``, agree with the sympy computation on random expressions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+import onnx.parser
+import pytest
+import sympy
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shapelint import axes as axes_mod
+from shapelint.dims import Relation, _compare_cached, compare, format_dim, format_shape, reset_fresh, symbol
+from shapelint.graph import ModelGraph
+from shapelint.infer.walk import Inferencer
+from shapelint.load import LoadError, load_model
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _infer(model, memoise: bool):
+    mg = ModelGraph.from_model(model)
+    reset_fresh()
+    inf = Inferencer(mg)
+    inf.memoise = memoise
+    table = inf.run()
+    return inf, table
+
+
+def _summary(table) -> dict:
+    def dims(v):
+        return None if v is None else [format_dim(d) if not isinstance(d, (int, float)) else (type(d).__name__, d) for d in v]
+
+    return {
+        "tensors": {k: (v.dtype, format_shape(v.shape), [type(d).__name__ for d in v.shape or ()], dims(v.value),
+                        v.has_const, None if v.const is None else (v.const.dtype.str, v.const.shape, v.const.tobytes()))
+                    for k, v in table.tensors.items()},
+        "conflicts": [(c.node.name, c.node.op_type, c.kind, c.message, c.requirement,
+                       [(a, format_shape(b)) for a, b in c.inputs], c.relation, c.tensor) for c in table.conflicts],
+        "constraints": [c.text for c in table.constraints],
+    }
+
+
+def _fixtures():
+    return sorted({*ROOT.glob("fixtures/**/*.onnx"), *ROOT.glob("tests/corpus/**/*.onnx")})
+
+
+def test_memo_changes_nothing_on_any_fixture():
+    hits = 0
+    for path in _fixtures():
+        try:
+            model = load_model(str(path))
+        except LoadError:
+            continue
+        _, plain = _infer(model, memoise=False)
+        inf, memo = _infer(load_model(str(path)), memoise=True)
+        hits += inf.memo_hits
+        assert _summary(memo) == _summary(plain), path
+    assert hits > 0  # the fixtures do repeat nodes
+
+
+def test_a_repeated_block_is_inferred_once_and_each_conflict_keeps_its_node():
+    m = onnx.parser.parse_model('''
+    <ir_version: 8, opset_import: ["" : 17]>
+    g (float[batch, 8] x, float[4, 3] w) => (y2) {
+      a1 = Relu(x)
+      y1 = MatMul(a1, w)
+      a2 = Relu(x)
+      y2 = MatMul(a2, w)
+      b1 = Relu(a1)
+      b2 = Relu(a2)
+    }''')
+    for k, node in enumerate(m.graph.node):
+        node.name = f"n{k}"
+    inf, table = _infer(m, memoise=True)
+    assert inf.memo_hits >= 2  # a2 and b2 (or b1) answered from the memo
+    assert sorted(c.node.name for c in table.conflicts) == ["n1", "n3"]
+    _, plain = _infer(m, memoise=False)
+    assert _summary(table) == _summary(plain)
+
+
+def test_two_nodes_never_share_a_fresh_dim():
+    m = onnx.parser.parse_model('''
+    <ir_version: 8, opset_import: ["" : 17]>
+    g (float[batch, 8] x) => (z1, z2) {
+      z1 = NonZero(x)
+      z2 = NonZero(x)
+    }''')
+    inf, table = _infer(m, memoise=True)
+    d1, d2 = table.shape("z1")[1], table.shape("z2")[1]
+    assert not isinstance(d1, int) and d1 is not d2 and d1 != d2
+    assert inf.memo_hits == 0
+
+
+def test_constants_with_other_values_are_not_confused():
+    m = onnx.parser.parse_model('''
+    <ir_version: 8, opset_import: ["" : 17]>
+    g (float[batch, 8, 4] x) => (r1, r2) {
+      s1 = Constant <value = int64[2] {0, 32}> ()
+      s2 = Constant <value = int64[2] {0, 16}> ()
+      r1 = Reshape(x, s1)
+      r2 = Reshape(x, s2)
+    }''')
+    _, table = _infer(m, memoise=True)
+    assert format_shape(table.shape("r1")) == "(batch, 32)"
+    assert table.conflicts  # 8*4 elements per row do not make 16: r2's own conflict
+    assert all(c.node.output[0] == "r2" for c in table.conflicts)
+
+
+# ----------------------------------------------------------------- dims
+
+_SYMS = [symbol(n) for n in ("batch", "seq", "H")]
+
+
+def _exprs():
+    leaf = st.one_of(st.integers(min_value=1, max_value=64), st.sampled_from(_SYMS))
+
+    def extend(inner):
+        return st.one_of(
+            st.tuples(inner, inner).map(lambda t: sympy.sympify(t[0]) + t[1]),
+            st.tuples(inner, inner).map(lambda t: sympy.sympify(t[0]) * t[1]),
+            st.tuples(inner, st.integers(min_value=1, max_value=8)).map(lambda t: sympy.floor(sympy.sympify(t[0]) / t[1])),
+        )
+
+    return st.recursive(leaf, extend, max_leaves=6).map(lambda e: int(e) if getattr(e, "is_Integer", False) else e)
+
+
+def _reference(a, b) -> str:
+    """The sympy path alone: no identity, no int short-cut."""
+    if isinstance(a, int) and isinstance(b, int):
+        return Relation.EQUAL if a == b else Relation.DIFFERENT
+    if sympy.expand(sympy.sympify(a) - sympy.sympify(b)) == 0:
+        return Relation.EQUAL
+    return _compare_cached.__wrapped__(a, b).relation
+
+
+@settings(max_examples=150, deadline=None)
+@given(_exprs(), _exprs())
+def test_compare_fast_paths_agree_with_sympy(a, b):
+    assert compare(a, a).relation == Relation.EQUAL == _reference(a, a)
+    assert compare(a, b).relation == _reference(a, b)
+    assert axes_mod._eq(a, b) == (_reference(a, b) == Relation.EQUAL)
+    assert axes_mod._eq(a, a) is True
+
+
+@settings(max_examples=150, deadline=None)
+@given(_exprs(), _exprs())
+def test_cached_divides_agrees_with_the_uncached_computation(p, q):
+    uncached = axes_mod._divides_symbolic.__wrapped__
+    if isinstance(p, int) and isinstance(q, int):
+        return
+    assert axes_mod._divides(p, q) == uncached(p, q)
+    assert axes_mod._divides(p, q) == axes_mod._divides(p, q)  # the cached answer again
+
+
+@pytest.mark.parametrize("a,b", [(symbol("batch"), symbol("batch")), (3, 3), (3, 4), (None, 3)])
+def test_compare_short_cuts(a, b):
+    want = {(3, 4): Relation.DIFFERENT, (None, 3): Relation.UNKNOWN}.get((a, b), Relation.EQUAL)
+    assert compare(a, b).relation == want
+
