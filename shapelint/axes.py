@@ -2172,7 +2172,4 @@ def analyse(graph: ModelGraph, table: ShapeTable) -> AxisMap:
 
 def axis_map_for(ctx) -> AxisMap:
     """The one axis map of the model a rule context is checking (computed once, kept on the shape table)."""
-    cached = ctx.table.analyses.get("axes")
-    if cached is None:
-        cached = ctx.table.analyses["axes"] = analyse(ctx.graph, ctx.table)
-    return cached
+    return ctx.table.analyses.get(analyse, ctx.graph, ctx.table)

@@ -23,9 +23,10 @@ from .graph import ModelGraph
 from .infer import infer
 from .load import LoadError, load_model, validate_model
 from .plugins import load_rules
+from .result import CheckResult, CheckSettings
 from .runner import run_rules, select_rules
 
-__all__ = ["check", "check_file", "check_paths", "collect_paths"]
+__all__ = ["CheckResult", "CheckSettings", "check", "check_file", "check_paths", "collect_paths"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,18 +41,29 @@ def check(
     options: dict | None = None,
     severity_overrides: dict | None = None,
     rule_options: dict[str, dict] | None = None,
-) -> FileReport:
-    """Check one model; a file that cannot be read gives a report with ``error`` set."""
+    missing_weights_ok: bool = False,
+) -> CheckResult:
+    """Check one model; a file that cannot be read gives a report with ``error`` set.
+
+    Returns a :class:`~shapelint.result.CheckResult`: the report, plus the
+    model, graph, shape table and analyses that ``verify``, ``fix`` and
+    ``--graph`` reuse, and the settings (``result.settings``) to check an
+    edited copy the same way.  ``missing_weights_ok``: absent external-data
+    files are not an error (``verify`` runs with random weights then).
+    """
     start = time.perf_counter()
+    settings = CheckSettings.make(select=select, ignore=ignore, bindings=bindings, rules=rules, options=options,
+                                  severity_overrides=severity_overrides, rule_options=rule_options,
+                                  missing_weights_ok=missing_weights_ok)
     path = "<model>" if isinstance(model_or_path, onnx.ModelProto) else os.fspath(model_or_path)
     try:
         if isinstance(model_or_path, onnx.ModelProto):
             model = model_or_path
             validate_model(model)  # the loader's checks, for a model built in memory too
         else:
-            model = load_model(model_or_path)
+            model = load_model(model_or_path, missing_weights_ok=missing_weights_ok)
     except LoadError as exc:
-        return FileReport(path, error=str(exc), seconds=time.perf_counter() - start)
+        return CheckResult(path, error=str(exc), seconds=time.perf_counter() - start, settings=settings)
     with _fewer_gc_passes():
         mg = ModelGraph.from_model(model)
         table = infer(mg, bindings)
@@ -60,7 +72,8 @@ def check(
         diags = run_rules(chosen, mg, table, path, options, severity_overrides, rule_options=rule_options,
                           skipped=skipped)
         recurrences = _recurrence_coverage(table, skipped)
-    return FileReport(path, diags, seconds=time.perf_counter() - start, skipped=skipped, recurrences=recurrences)
+    return CheckResult(path, diags, seconds=time.perf_counter() - start, skipped=skipped, recurrences=recurrences,
+                       model=model, graph=mg, table=table, settings=settings)
 
 
 def _recurrence_coverage(table, skipped: list) -> dict | None:
@@ -68,7 +81,9 @@ def _recurrence_coverage(table, skipped: list) -> dict | None:
 
     Known only where a rule asked for the axis map (a sequence rule ran): ``None`` otherwise.
     """
-    am = table.analyses.get("axes")
+    from .axes import analyse
+
+    am = table.analyses.peek(analyse)
     if am is None:
         return None
     undecided = 0
@@ -123,46 +138,43 @@ check_file = check
 def collect_paths(paths) -> list[str]:
     """Files as given, folders searched recursively for ``*.onnx``, globs expanded.
 
+    Folders skip the default excludes (``.git``, ``.venv``, ``node_modules``,
+    …) and what ``.gitignore`` files ignore; see :mod:`shapelint.discovery`.
     A path that matches nothing is kept, so its report says "no such file".
     """
-    import glob
-    from pathlib import Path
+    from .discovery import discover
 
-    out: list[str] = []
-    for raw in paths:
-        p = Path(raw)
-        # os.path's predicates, not Path's: a name too long or with a NUL byte is a file that does not exist
-        if os.path.isdir(raw):
-            # everything named *.onnx that is not a folder: a FIFO, a device or a dangling symlink is
-            # reported as a file that could not be checked, never silently left out
-            out.extend(sorted(str(f) for f in p.rglob("*.onnx") if not os.path.isdir(f)))
-        elif any(ch in str(raw) for ch in "*?[") and not os.path.exists(raw):
-            hits = sorted(h for h in glob.glob(str(raw), recursive=True) if not os.path.isdir(h))
-            out.extend(hits if hits else [str(raw)])
-        else:
-            out.append(str(raw))
-    seen = set()
-    return [p for p in out if not (p in seen or seen.add(p))]
+    return discover(paths).files
 
 
 def _check_for_pool(args):
     path, kwargs = args
+    after = kwargs.get("after")
+    kwargs = {k: v for k, v in kwargs.items() if k != "after"}
     try:
         report = check(path, **kwargs)
+        if after is not None:  # verify, pictures: on the same result, in the same process, before it is freed
+            report = after(report)
     except Exception as exc:  # noqa: BLE001 - last line of defence: one file never stops the run
         logger.debug("check crashed on %s", path, exc_info=True)
         return FileReport(path, error=f"internal error while checking: {type(exc).__name__}: {exc}")
+    if isinstance(report, CheckResult):
+        report = report.release()  # graphs and tables stay in the process that made them
     for d in report.diagnostics:
-        d.edit = None  # graph edits hold callables; they do not cross processes
+        d.edit = None  # graph edits hold callables; they do not cross processes (``d.fixable`` says there was one)
     return report
 
 
-def check_paths(paths, jobs: int = 1, progress=None, **kwargs):
+def check_paths(paths, jobs: int = 1, progress=None, after=None, **kwargs):
     """Check many files, in worker processes when ``jobs > 1``; reports keep the input order.
 
     ``jobs`` is capped at the CPUs this process may use.  A worker that dies
     (SIGKILL, the OOM killer) costs the file it held, reported as an error;
-    a new worker takes its place for the files left.
+    a new worker takes its place for the files left.  ``after(result)``, when
+    given, runs on each file's :class:`~shapelint.result.CheckResult` in the
+    process that checked it (``verify``, ``--graph``) and returns the report
+    to keep; it must be picklable, and its ``close()``, if any, runs when a
+    worker stops.
     """
     from .config import default_jobs
     from .diagnostics import RunReport
@@ -171,6 +183,8 @@ def check_paths(paths, jobs: int = 1, progress=None, **kwargs):
     files = collect_paths(paths)
     if "rules" not in kwargs or kwargs["rules"] is None:
         kwargs["rules"] = list(load_rules())
+    if after is not None:
+        kwargs["after"] = after
     jobs = max(1, min(jobs, default_jobs(), len(files)))
     if jobs > 1:
         reports = _run_pool(files, kwargs, jobs, progress)
@@ -195,6 +209,10 @@ def _pool_worker(conn, kwargs) -> None:
             conn.send((index, _check_for_pool((path, kwargs))))
     except (EOFError, OSError, KeyboardInterrupt):
         return
+    finally:  # a forked worker skips atexit: what the hook started (verify's onnxruntime child) stops here
+        close = getattr(kwargs.get("after"), "close", None)
+        if close is not None:
+            close()
 
 
 def _died(proc) -> str:

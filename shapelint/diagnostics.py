@@ -26,12 +26,18 @@ class Diagnostic:
     fix: str | None = None
     source: str | None = None
     edit: Fix | None = field(default=None, repr=False, compare=False)
+    #: the rule offered a machine-applicable edit (kept when ``edit`` is dropped to cross processes)
+    fixable: bool = field(default=False, repr=False, compare=False)
+    #: ``--graph``: the SVG of the finding's neighbourhood, drawn where the graph was (not in the JSON)
+    picture: str | None = field(default=None, repr=False, compare=False)
     #: set by ``verify``: {"status": "confirmed" | "not-reproduced" | "not-checked", "summary": str, ...}
     runtime: dict | None = field(default=None, compare=False)
 
     def to_json(self) -> dict:
         d = asdict(self)
         d.pop("edit")
+        d.pop("fixable")
+        d.pop("picture")
         if d.get("runtime") is None:
             d.pop("runtime", None)
         return d

@@ -1,21 +1,29 @@
 """Apply the findings' machine-applicable fixes to a copy, re-check it, then run it.
 
-``shapelint fix MODEL -o FIXED.onnx``:
+``shapelint fix MODEL... -o FIXED.onnx|DIR``:
 
-1. check the model; each finding whose rule attached a :class:`~shapelint.rule.Fix`
-   is applied to a copy, one at a time, re-checking in between (so that an
-   edit never acts on a graph another edit already changed);
-2. re-check the copy: the fixed findings must be gone and no new one appear;
-3. run both under onnxruntime (:mod:`shapelint.verify`) at the same
-   bindings and inputs: the copy must run wherever the original failed, and
+1. check the model (:func:`shapelint.check.check`, the same config,
+   ``--dim``, selection and severities as ``check``); each finding whose
+   rule attached a :class:`~shapelint.rule.Fix` (:func:`is_fixable`) is
+   applied to a copy, one at a time, re-checking in between (so that an edit
+   never acts on a graph another edit already changed);
+2. when no edit applies, **nothing is written**: the findings without a
+   machine-applicable fix are listed;
+3. re-check the copy: the fixed findings must be gone and no new one appear;
+4. run both under onnxruntime (:mod:`shapelint.verify`) at the same
+   bindings and inputs: the copy must run wherever the original failed,
    tensors no edit touches must keep their values (the outputs too, for
-   edits marked ``preserves_outputs``).
+   edits marked ``preserves_outputs``), and each edit's own claim must hold
+   (:mod:`shapelint.verify.properties`: a fixed softmax sums to 1 over the
+   classes, a fixed reshape keeps each frame's values, ...), with a word on
+   whether the trained weights now see other values (retraining needed).
 
-The input file is never written; ``-o`` may not name it.  Exit codes: 0
-every finding fixed and the copy confirmed; 1 findings remain (no mechanical
-fix, or the copy still fails where the original did); 2 errors (unreadable
-model, an edit that raises or makes the graph invalid, a copy that is worse
-than the original).
+The input file is never written; ``-o`` may not name it.  Exit codes: 0 no
+finding at or above ``--fail-on`` remains (the copy, or the model when
+nothing was written) and the copy is confirmed; 1 such findings remain (no
+mechanical fix, or the copy still fails where the original did); 2 errors
+(unreadable model, an edit that raises or makes the graph invalid, a copy
+that is worse than the original or breaks its own claim).
 """
 
 from __future__ import annotations
@@ -24,8 +32,8 @@ import logging
 import os
 import shutil
 import tempfile
-import uuid
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,7 +44,8 @@ from onnx import numpy_helper
 from .diagnostics import Diagnostic, FileReport
 from .safeio import atomic_target, atomic_write, is_same_file, replace_from
 
-__all__ = ["AppliedFix", "FixError", "FixResult", "fix_model", "fix_to_json", "graph_diff", "render_fix_text"]
+__all__ = ["AppliedFix", "FixError", "FixResult", "fix_model", "fix_outputs", "fix_to_json", "graph_diff", "is_fixable",
+           "render_fix_text"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +54,21 @@ MAX_PASSES = 64
 
 class FixError(Exception):
     """``fix`` cannot run (bad output path, unreadable model); ``str`` is the reason."""
+
+
+def is_fixable(finding) -> bool:
+    """True when ``shapelint fix`` has a machine-applicable edit for this finding (ruff's ``[*]``).
+
+    Works on a :class:`~shapelint.diagnostics.Diagnostic` (also after it
+    crossed processes, when its ``edit`` was dropped: ``fixable`` stays) and
+    on a rule's :class:`~shapelint.rule.Finding`.
+
+    >>> from shapelint.diagnostics import Diagnostic
+    >>> d = Diagnostic("SL403", "softmax-over-time", "warning", "/Softmax", "Softmax", None, "over time")
+    >>> is_fixable(d), is_fixable(Diagnostic(**{**d.__dict__, "fixable": True}))
+    (False, True)
+    """
+    return getattr(finding, "edit", None) is not None or bool(getattr(finding, "fixable", False))
 
 
 @dataclass
@@ -58,6 +82,9 @@ class AppliedFix:
     error: str | None = None
     preserves_outputs: bool = False
     changes: list[str] = field(default_factory=list)
+    #: names of the main-graph nodes the edit changed and inserted (what the property checks look at)
+    changed: list[str] = field(default_factory=list)
+    added: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -78,6 +105,7 @@ class FixResult:
     error: str | None = None
     written: bool = False
     seconds: float = 0.0
+    fail_on: str = "error"
 
     @property
     def broken(self) -> list[str]:
@@ -86,16 +114,32 @@ class FixResult:
         out += [f"new finding on the copy: {d.rule} {d.node or '<graph>'}: {d.message}" for d in self.new]
         v = self.verification or {}
         out += v.get("regressions", [])
+        out += [f"the edit of {p['rule']} on {p['node'] or '<graph>'} breaks its own claim ({p['claim']}): "
+                + "; ".join(f"{_label(r['dims'])}: {r['detail']}" for r in p["bindings"] if r["ok"] is False)
+                for p in v.get("properties", ()) if p["status"] == "broken"]
         return out
 
     @property
+    def left(self) -> list[Diagnostic]:
+        """The findings still there: the copy's, or the model's own when nothing was written."""
+        report = self.after if self.after is not None else self.before
+        return list(report.diagnostics) if report is not None else []
+
+    @property
     def exit_code(self) -> int:
+        """2 errors; 1 findings at or above ``fail_on`` remain (or the copy still fails); 0 clean."""
         if self.error is not None or self.broken:
             return 2
         v = self.verification or {}
-        if self.unfixable or self.remaining or v.get("still_failing"):
+        threshold = {"error": 2, "warning": 1, "info": 0}[self.fail_on]
+        rank = {"error": 2, "warning": 1, "info": 0}
+        if any(rank[d.severity] >= threshold for d in self.left) or v.get("still_failing"):
             return 1
         return 0
+
+
+def _label(dims: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in dims.items()) or "static shapes"
 
 
 def _key(d: Diagnostic) -> tuple:
@@ -217,14 +261,16 @@ def _touched(before: onnx.ModelProto, after: onnx.ModelProto) -> set[str]:
 
 
 # ------------------------------------------------------------------- fix loop
-def _apply_fixes(model: onnx.ModelProto, check_kwargs: dict, result: FixResult):
-    from .check import check
-
+def _apply_fixes(model: onnx.ModelProto, checked, result: FixResult):
+    """Apply the edits one at a time; the first pass reads the check already made, later ones re-check the copy."""
     current = _copy(model)
     attempted: set[tuple] = set()
+    report = checked
     for _ in range(MAX_PASSES):
-        report = check(current, **check_kwargs)
+        if report is None:
+            report = checked.settings.check(current)
         todo = [d for d in report.diagnostics if d.edit is not None and _key(d) not in attempted]
+        report = None
         if not todo:
             break
         d = todo[0]
@@ -240,6 +286,9 @@ def _apply_fixes(model: onnx.ModelProto, check_kwargs: dict, result: FixResult):
             result.applied.append(rec)
             continue
         rec.changes = graph_diff(current, trial)
+        from .verify.properties import edited_nodes
+
+        rec.changed, rec.added = edited_nodes(current, trial)
         result.applied.append(rec)
         current = trial
     return current
@@ -313,7 +362,13 @@ def _refuse_aliases(path: str, output: str, data_files) -> None:
 def _check_output_folder(output: str) -> None:
     """The copy is a regular file in an existing folder (a rename over ``/dev/full`` would replace the device)."""
     for target in _targets(output):
-        if os.path.isdir(target):  # os.path: a name too long is an error when written, not here
+        try:  # a name the system cannot hold is bad usage, whether or not anything gets written
+            os.lstat(target)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise FixError(f"-o {output}: {exc.strerror or exc}") from None
+        if os.path.isdir(target):
             raise FixError(f"-o {output}: {target} is a folder: give the fixed copy's file name, e.g. fixed.onnx")
         if os.path.lexists(target) and not os.path.isfile(target):
             raise FixError(f"-o {output}: {target} exists and is not a regular file (a device, FIFO or socket): refused")
@@ -323,8 +378,14 @@ def _check_output_folder(output: str) -> None:
 
 def fix_model(path: str, output: str | None, dry_run: bool = False, rules=None, select=None, ignore=None,
               dims: dict[str, int] | None = None, provider: str = "cpu", timeout: float | None = None,
-              memory_mb: int | None = None, run: bool = True) -> FixResult:
+              memory_mb: int | None = None, run: bool = True, fail_on: str = "error",
+              severity_overrides: dict | None = None, rule_options: dict | None = None) -> FixResult:
     """Fix ``path`` into ``output`` (see the module doc); never raises on a bad model.
+
+    The model is checked with ``rules``, ``select``/``ignore``, ``dims``
+    pinned (as ``check --dim``), ``severity_overrides`` and
+    ``rule_options``; the copy is re-checked with the same settings.
+    Nothing is written when no edit applies.
 
     Raises
     ------
@@ -346,48 +407,54 @@ def fix_model(path: str, output: str | None, dry_run: bool = False, rules=None, 
         raise FixError(f"-o {output} is the input file: fix never overwrites its input; choose another path")
     if output is not None and not dry_run:
         _check_output_folder(output)
-    result = FixResult(path, output, dry_run)
-    if rules is None:
-        from .plugins import load_rules
-
-        rules = list(load_rules())
-    kwargs = {"rules": rules, "select": select, "ignore": ignore}
+    result = FixResult(path, output, dry_run, fail_on=fail_on)
+    checked = check(path, select=select, ignore=ignore, bindings=dims, rules=rules,
+                    severity_overrides=severity_overrides, rule_options=rule_options, missing_weights_ok=True)
+    if checked.error is not None:
+        result.error = checked.error
+        return result
     try:
-        prepared = V.prepare(path, name_dims=False)
+        prepared = V.prepare(checked, name_dims=False)
     except LoadError as exc:
         result.error = str(exc)
         return result
     if output is not None:
         _refuse_aliases(path, output, prepared.data_files)
+    result.before = checked
+    if not any(is_fixable(d) for d in checked.diagnostics):  # nothing to apply: nothing is written
+        result.unfixable = list(checked.diagnostics)
+        result.seconds = time.perf_counter() - start
+        return result
     if prepared.weights.startswith("random"):
-        result.error = (f"cannot write a fixed copy: {prepared.weights}; put the data file next to the model")
+        result.error = f"cannot write a fixed copy: {prepared.weights}; put the data file next to the model"
         if not dry_run:
             return result
     original = prepared.model
-    result.before = check(original, **kwargs)
-    result.before.path = path
-    fixed = _apply_fixes(original, kwargs, result)
-    after = check(fixed, **kwargs)
+    fixed = _apply_fixes(original, checked, result)
+    if not any(a.ok for a in result.applied):  # every edit failed: the copy would be the original
+        result.seconds = time.perf_counter() - start
+        return result
+    after = checked.settings.check(fixed)
     if not dry_run:
         try:
             _save(fixed, output, external=prepared.weights.startswith("external"))
             result.written = True
-            after = check(output, **kwargs)  # the copy as written, re-read from disk
+            after = checked.settings.check(output, missing_weights_ok=False)  # the copy as written, re-read from disk
         except OSError as exc:  # a full device, a folder that went away: nothing half-written is left
             raise FixError(f"cannot write {output}: {exc.strerror or exc}") from None
     after.path = output or "<dry run>"
     result.after = after
     ok_keys = {(a.rule, a.node) for a in result.applied if a.ok}
-    before_keys = {_key(d) for d in result.before.diagnostics}
+    before_keys = {_key(d) for d in checked.diagnostics}
     result.remaining = [d for d in after.diagnostics if (d.rule, d.node) in ok_keys]
     result.new = [d for d in after.diagnostics if _key(d) not in before_keys and (d.rule, d.node) not in ok_keys]
     fixed_keys = {(a.rule, a.node) for a in result.applied}
     after_keys = {_key(a) for a in after.diagnostics}
-    result.unfixable = [d for d in result.before.diagnostics if (d.rule, d.node) not in fixed_keys and _key(d) in after_keys]
-    result.also_gone = [d for d in result.before.diagnostics if (d.rule, d.node) not in fixed_keys and _key(d) not in after_keys]
-    if run and not dry_run and any(a.ok for a in result.applied):
+    result.unfixable = [d for d in checked.diagnostics if (d.rule, d.node) not in fixed_keys and _key(d) in after_keys]
+    result.also_gone = [d for d in checked.diagnostics if (d.rule, d.node) not in fixed_keys and _key(d) not in after_keys]
+    if run and not dry_run:
         try:
-            result.verification = _verify_copy(original, fixed, result, dims, provider, timeout, memory_mb)
+            result.verification = _verify_copy(checked, prepared, after, result, provider, timeout, memory_mb)
         except V.ProviderUnavailable as exc:
             result.error = str(exc)
         except V.VerifyError as exc:
@@ -396,29 +463,54 @@ def fix_model(path: str, output: str | None, dry_run: bool = False, rules=None, 
     return result
 
 
+def fix_outputs(models: list[str], output: str | None, dry_run: bool = False) -> list[tuple[str, str | None]]:
+    """``(model, copy)`` for each model: ``-o`` names the copy of one model, or a folder for several.
+
+    Raises
+    ------
+    FixError
+        several models and ``-o`` is not an existing folder, or two models would be written to the same name.
+    """
+    if output is None:
+        if not dry_run:
+            raise FixError("give the fixed copy's path with -o FIXED.onnx (or -o DIR for several models), or use --dry-run")
+        return [(m, None) for m in models]
+    if len(models) == 1 and not os.path.isdir(output):
+        return [(models[0], output)]
+    if not os.path.isdir(output):
+        raise FixError(f"-o {output}: with {len(models)} models, -o names an existing folder for the fixed copies")
+    out, seen = [], {}
+    for m in models:
+        target = os.path.join(output, os.path.basename(m))
+        if target in seen:
+            raise FixError(f"-o {output}: {m} and {seen[target]} would both be written to {target}; fix them one at a time")
+        seen[target] = m
+        out.append((m, target))
+    return out
+
+
 def _status(r) -> str:
     return "runs" if r.status == "ok" else r.status
 
 
-def _verify_copy(original, fixed, result: FixResult, dims, provider, timeout, memory_mb) -> dict:
+def _verify_copy(checked, p0, after, result: FixResult, provider, timeout, memory_mb) -> dict:
+    """Run the original and the copy at the same bindings; compare values; check each edit's claim."""
     from . import verify as V
-    from .graph import ModelGraph
-    from .infer import infer
+    from .verify.properties import check_properties
 
     timeout = timeout or V.DEFAULT_TIMEOUT
     memory_mb = memory_mb if memory_mb is not None else V.DEFAULT_MEMORY_MB
-    p0 = V.prepare(original)
-    p1 = V.prepare(fixed)
-    mg0, mg1 = ModelGraph.from_model(p0.model), ModelGraph.from_model(p1.model)
-    t0, t1 = infer(mg0), infer(mg1)
-    bindings = V.plan_bindings(p0.model, mg0, t0, dims)
+    p0 = V.prepare(checked)  # names the anonymous dims, so both models bind them alike
+    p1 = V.prepare(after)
+    bindings = V.plan_bindings(checked)
     seen = {b.key() for b in bindings}
-    for b in V.plan_bindings(p1.model, mg1, t1, dims):
+    for b in V.plan_bindings(after):
         if b.key() not in seen:
             bindings.append(b)
             seen.add(b.key())
-    ex0 = V.execute(p0, mg0, t0, bindings, provider=provider, timeout=timeout, memory_mb=memory_mb, keep_values=True)
-    ex1 = V.execute(p1, mg1, t1, bindings, provider=provider, timeout=timeout, memory_mb=memory_mb, keep_values=True)
+    ex0 = V.execute(p0, checked, bindings, provider=provider, timeout=timeout, memory_mb=memory_mb, keep_values=True)
+    ex1 = V.execute(p1, after, bindings, provider=provider, timeout=timeout, memory_mb=memory_mb, keep_values=True)
+    original, fixed = p0.model, p1.model
     touched = _touched(original, fixed)
     preserving = [a for a in result.applied if a.ok]
     preserving = bool(preserving) and all(a.preserves_outputs for a in preserving)
@@ -429,12 +521,12 @@ def _verify_copy(original, fixed, result: FixResult, dims, provider, timeout, me
     if preserving:
         todo = [i for i in range(len(bindings)) if ex0.main[i].status != "ok" and ex1.main[i].status == "ok"]
         try:
-            refs = V.reference_run(p0, mg0, t0, bindings, todo, timeout=timeout, memory_mb=memory_mb)
+            refs = V.reference_run(p0, checked, bindings, todo, timeout=timeout, memory_mb=memory_mb)
         except V.VerifyError as exc:  # the reference implementation is a bonus: say why it is missing
             logger.info("onnx.reference could not run the original: %s", exc)
     for i, b in enumerate(bindings):
         r0, r1 = ex0.main[i], ex1.main[i]
-        row = {"dims": b.dims, "original": _status(r0), "fixed": _status(r1)}
+        row = {"dims": b.dims, "why": b.why, "original": _status(r0), "fixed": _status(r1)}
         if i in ex0.failures:
             f = ex0.failures[i][0]
             row["original_node"] = f.node.name if f.node is not None else None
@@ -487,11 +579,15 @@ def _verify_copy(original, fixed, result: FixResult, dims, provider, timeout, me
             regressions.append(f"at {b.label}, {what} changed value: {', '.join(changed[:5])}"
                                + (f" and {len(changed) - 5} more" if len(changed) > 5 else ""))
         rows.append(row)
+    props = [p.to_json() for p in check_properties(result.applied, original, fixed, bindings, ex0, ex1,
+                                                   provider=provider, timeout=timeout, memory_mb=memory_mb,
+                                                   references=refs, fixed_result=after)]
+    broken = [p for p in props if p["status"] == "broken"]
     return {"provider": provider, "bindings": rows, "tensors_compared": compared, "tensors_equal": equal,
             "outputs_compared": compared_out, "outputs_equal": equal_out, "preserves_outputs": preserving,
             "reference_outputs_compared": compared_ref, "reference_outputs_equal": equal_ref,
-            "regressions": regressions, "still_failing": still,
-            "confirmed": not regressions and not still}
+            "regressions": regressions, "still_failing": still, "properties": props,
+            "confirmed": not regressions and not still and not broken}
 
 
 # --------------------------------------------------------------------- output
@@ -506,7 +602,12 @@ def _count(report: FileReport | None) -> str:
 def render_fix_text(result: FixResult) -> str:
     """The before/after summary ``shapelint fix`` prints."""
     lines = []
-    head = f"{result.path}" + (f" -> {result.output}" if result.output and not result.dry_run else " (dry run: nothing written)")
+    if result.dry_run:
+        head = f"{result.path} (dry run: nothing written)"
+    elif result.written:
+        head = f"{result.path} -> {result.output}"
+    else:
+        head = f"{result.path} (nothing written)"
     lines.append(head)
     if result.error and result.before is None:
         lines.append(f"  error: {result.error}")
@@ -520,10 +621,13 @@ def render_fix_text(result: FixResult) -> str:
             lines.extend(f"           {c}" for c in a.changes[:12])
             lines.append(f"           ... {len(a.changes) - 12} more")
     for d in result.unfixable:
-        lines.append(f"  no fix [{d.rule}] {d.node or '<graph>'}: {d.message}")
+        lines.append(f"  no fix [{d.rule}] {d.node or '<graph>'}: {d.message} (no machine-applicable fix)")
         if d.fix:
             lines.append(f"           by hand: {d.fix}")
-    lines.append(f"  before: {_count(result.before)}; after: {_count(result.after)}")
+    if result.after is not None:
+        lines.append(f"  before: {_count(result.before)}; after: {_count(result.after)}")
+    else:
+        lines.append(f"  findings: {_count(result.before)}")
     for d in result.also_gone:
         lines.append(f"  also gone: [{d.rule}] {d.node or '<graph>'} (no edit of its own; the fixes above removed it)")
     for d in result.remaining:
@@ -551,6 +655,15 @@ def render_fix_text(result: FixResult) -> str:
                          + (f"; graph outputs {v['outputs_equal']}/{v['outputs_compared']} equal" if v["outputs_compared"] else ""))
         else:
             lines.append("    values: no tensor of the original's onnxruntime runs is left untouched by the edits")
+        for p in v.get("properties", ()):
+            judged = [r for r in p["bindings"] if r["ok"] is not None]
+            shown = next((r for r in judged if r["ok"] is False), judged[-1] if judged else None)
+            status = {"holds": "holds", "broken": "BROKEN", "not-checked": "not checked"}[p["status"]]
+            lines.append(f"    claim of [{p['rule']}] {p['node'] or '<graph>'}: {p['claim']}: {status}"
+                         + (f" at {len([r for r in judged if r['ok']])}/{len(p['bindings'])} bindings" if judged else "")
+                         + (f" ({_label(shown['dims'])}: {shown['detail']})" if shown else ""))
+            if p["retrain"]:
+                lines.append(f"      weights: {p['retrain']['why']}")
         for msg in v["regressions"]:
             lines.append(f"    REGRESSION: {msg}")
         for msg in v["still_failing"]:
@@ -559,13 +672,40 @@ def render_fix_text(result: FixResult) -> str:
         lines.append(f"  error: {result.error}")
     for msg in (m for m in result.broken if not m.startswith(("new finding", "the copy", "at "))):
         lines.append(f"  error: {msg}")
-    verdict = {0: "every finding fixed" + (" and the copy confirmed under onnxruntime" if v and v.get("confirmed") else ""),
-               1: "some findings remain", 2: "errors: see above"}[result.exit_code]
-    if result.written:
-        lines.append(f"  wrote {result.output}: {verdict}")
-    else:
-        lines.append(f"  {verdict}")
+    lines.append("  " + _verdict(result))
     return "\n".join(lines)
+
+
+def _verdict(result: FixResult) -> str:
+    """The last line: what was written and what is left, never more than happened."""
+    code = result.exit_code
+    left = result.left
+    rank = {"error": 2, "warning": 1, "info": 0}
+    above = [d for d in left if rank[d.severity] >= rank[result.fail_on]]
+    fixed = sum(1 for a in result.applied if a.ok)
+    v = result.verification or {}
+    if code == 2:
+        text = "errors: see above"
+    elif not result.before or not result.before.diagnostics:
+        text = "no findings: nothing to fix"
+    elif not fixed:
+        text = (f"no machine-applicable fix for {'any of ' if len(left) > 1 else ''}the {len(left)} finding"
+                f"{'s' if len(left) != 1 else ''}")
+    else:
+        text = f"{fixed} fixed"
+        if left:
+            text += f", {len(left)} finding{'s' if len(left) != 1 else ''} left"
+        if v.get("confirmed"):
+            text += ", the copy confirmed under onnxruntime"
+        if v.get("still_failing"):
+            text += ", the copy still fails under onnxruntime"
+    if code != 2 and above:
+        text += f" ({len(above)} at or above --fail-on {result.fail_on})"
+    elif code == 0 and left:
+        text += f" (none at or above --fail-on {result.fail_on})"
+    if result.written:
+        return f"wrote {result.output}: {text}"
+    return f"{text}; nothing written" if not result.dry_run else text
 
 
 def fix_to_json(result: FixResult) -> dict:
@@ -581,6 +721,7 @@ def fix_to_json(result: FixResult) -> dict:
         "error": result.error,
         "applied": [{"rule": a.rule, "node": a.node, "description": a.description, "ok": a.ok, "error": a.error,
                      "preserves_outputs": a.preserves_outputs, "changes": a.changes} for a in result.applied],
+        "fail_on": result.fail_on,
         "unfixable": [d.to_json() for d in result.unfixable],
         "remaining": [d.to_json() for d in result.remaining],
         "new": [d.to_json() for d in result.new],

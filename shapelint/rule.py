@@ -121,6 +121,12 @@ class Context:
     def fmt(self, tensor: str) -> str:
         return format_shape(self.shape(tensor))
 
+    # -- analyses shared by every rule (computed once per model, keyed by the function computing each)
+    @property
+    def analyses(self):
+        """The model's :class:`shapelint.analyses.Analyses`: ``ctx.analyses.get(fn, *args)`` computes ``fn`` once."""
+        return self.table.analyses
+
     # -- what axes are (the axis algebra, shapelint.axes)
     @property
     def axis_map(self):

@@ -66,6 +66,7 @@ def run_rules(rules: list[type[Rule]], mg: ModelGraph, table: ShapeTable, path: 
             fix=finding.fix,
             source=mg.source(node) if node is not None else None,
             edit=finding.edit,
+            fixable=finding.edit is not None,
         )
         key = (d.rule, id(node) if node is not None else None, d.tensor, d.message)
         if key not in seen:
@@ -110,6 +111,9 @@ def run_rules(rules: list[type[Rule]], mg: ModelGraph, table: ShapeTable, path: 
                   for cls in rules if cls.code == d.rule for code in cls.supersedes}
     if superseded:
         out = [d for d in out if id(d) not in anchor or (d.rule, anchor[id(d)]) not in superseded]
+    from .suppress import apply_suppressions  # shapelint.ignore in the model's or a node's metadata_props
+
+    out = apply_suppressions(out, mg, rules, anchor, severity_overrides)
     position = {}
     for i, node in enumerate(mg.topological_order()):
         if node.name:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnx.parser
 import pytest
 from click.testing import CliRunner
 from onnx import numpy_helper
@@ -79,6 +80,19 @@ def with_rule(rules):
     return [*rules, LiteralBatch]
 
 
+@pytest.fixture
+def cli_rules(monkeypatch):
+    """The CLI's rules plus TST501."""
+    real = plugins.load_rules
+
+    def with_test_rule(extra=None):
+        rs = real(extra)
+        rs.rules["TST501"] = LiteralBatch
+        return rs
+
+    monkeypatch.setattr(plugins, "load_rules", with_test_rule)
+
+
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -96,8 +110,10 @@ def test_fix_repairs_a_copy_that_then_runs_at_every_binding_and_keeps_its_output
     assert result.after.diagnostics == [] and not result.new and not result.remaining
     assert [d.rule for d in result.also_gone] == ["SL501"]
     v = result.verification
+    # the original's bindings (1, the prime 3 that the literal 4 does not share, the traced 4), then the copy's own
+    # (it has no literal left: the smallest prime, 2)
     assert [(r["dims"]["batch"], r["original"], r["fixed"]) for r in v["bindings"]] == [
-        (1, "error", "runs"), (3, "error", "runs"), (4, "runs", "runs")]
+        (1, "error", "runs"), (3, "error", "runs"), (4, "runs", "runs"), (2, "error", "runs")]
     assert v["confirmed"] and v["outputs_compared"] == 1 and v["outputs_equal"] == 1
     fixed = onnx.load(str(out))
     assert numpy_helper.to_array(next(t for t in fixed.graph.initializer if t.name == "s")).tolist() == [0, -1]
@@ -124,15 +140,88 @@ def test_dry_run_shows_the_edits_and_writes_nothing(tmp_path, with_rule):
     assert "~ initializer 's': [4, -1] -> [0, -1]" in text
 
 
-def test_a_finding_without_a_mechanical_fix_gives_exit_1_but_the_others_are_applied(tmp_path, with_rule):
+def test_a_finding_without_a_mechanical_fix_is_left_and_counts_against_fail_on_the_others_are_applied(tmp_path, with_rule):
     src, out = tmp_path / "baked.onnx", tmp_path / "fixed.onnx"
     baked_model(src)
-    result = fix_model(str(src), str(out), rules=[*with_rule, MatMulNote])
-    assert result.exit_code == 1
+    result = fix_model(str(src), str(out), rules=[*with_rule, MatMulNote], fail_on="warning")
+    assert result.exit_code == 1  # the TST100 warning is still there, and warnings fail this run
     assert [d.rule for d in result.unfixable] == ["TST100"]
     assert result.written and out.exists()
     assert result.verification["confirmed"]
-    assert "no fix [TST100] /fc/MatMul" in render_fix_text(result)
+    text = render_fix_text(result)
+    assert "no fix [TST100] /fc/MatMul" in text and "no machine-applicable fix" in text
+    assert text.splitlines()[-1].endswith("1 fixed, 1 finding left, the copy confirmed under onnxruntime "
+                                          "(1 at or above --fail-on warning)")
+    # below the default --fail-on error the same warning does not fail, and the last line says why
+    again = fix_model(str(src), str(tmp_path / "again.onnx"), rules=[*with_rule, MatMulNote])
+    assert again.exit_code == 0 and "(none at or above --fail-on error)" in render_fix_text(again)
+
+
+def _matmul_conflict(path: Path) -> Path:
+    """x @ w with inner dims 8 vs 4: SL103, an error no rule has an edit for."""
+    m = onnx.parser.parse_model("""<ir_version: 8, opset_import: ["" : 17]>
+    g (float[batch, 8] x) => (y) { y = MatMul(x, w) }""")
+    m.graph.initializer.append(numpy_helper.from_array(np.ones((4, 3), np.float32), "w"))
+    onnx.save(m, str(path))
+    return path
+
+
+def test_fix_with_no_edit_writes_nothing_names_the_findings_and_exits_1(tmp_path, rules):
+    src, out = _matmul_conflict(tmp_path / "bad.onnx"), tmp_path / "fixed.onnx"
+    result = fix_model(str(src), str(out), rules=rules)
+    assert not out.exists() and not result.written and not result.applied and result.verification is None
+    assert result.exit_code == 1 and [d.rule for d in result.unfixable] == ["SL103"]
+    text = render_fix_text(result)
+    assert "(nothing written)" in text.splitlines()[0] and "wrote" not in text and "every finding fixed" not in text
+    assert "no fix [SL103]" in text and "(no machine-applicable fix)" in text
+    assert text.splitlines()[-1] == ("  no machine-applicable fix for the 1 finding (1 at or above --fail-on error); "
+                                     "nothing written")
+    res = CliRunner().invoke(main, ["fix", "--isolated", str(src), "-o", str(out)])
+    assert res.exit_code == 1 and not out.exists(), res.output
+
+
+def test_fix_on_a_clean_model_writes_nothing_and_exits_0(tmp_path, rules):
+    src, out = tmp_path / "clean.onnx", tmp_path / "fixed.onnx"
+    onnx.save(onnx.parser.parse_model("""<ir_version: 8, opset_import: ["" : 17]>
+    g (float[batch, 8] x) => (y) { y = Relu(x) }"""), str(src))
+    result = fix_model(str(src), str(out), rules=rules)
+    assert result.exit_code == 0 and not out.exists() and not result.written
+    assert render_fix_text(result).splitlines()[-1] == "  no findings: nothing to fix; nothing written"
+    res = CliRunner().invoke(main, ["fix", "--isolated", str(src), "-o", str(out)])
+    assert res.exit_code == 0 and not out.exists() and "nothing written" in res.output
+
+
+def test_fix_takes_several_models_into_a_folder(tmp_path, cli_rules):
+    b, c = tmp_path / "a.onnx", _matmul_conflict(tmp_path / "b.onnx")
+    baked_model(b)  # TST501 has an edit for it
+    out = tmp_path / "out"
+    out.mkdir()
+    res = CliRunner().invoke(main, ["fix", "--isolated", str(b), str(c), "-o", str(out), "--format", "json"])
+    data = json.loads(res.output)
+    assert [r["input"] for r in data["results"]] == [str(b), str(c)]
+    assert [r["written"] for r in data["results"]] == [True, False]
+    assert sorted(p.name for p in out.iterdir()) == ["a.onnx"]  # b has nothing to apply: nothing written for it
+    assert res.exit_code == 1 == data["exit_code"]  # b's SL103 remains
+    res = CliRunner().invoke(main, ["fix", "--isolated", str(b), str(c), "-o", str(tmp_path / "one.onnx")])
+    assert res.exit_code == 2 and "names an existing folder" in res.stderr
+    other = tmp_path / "sub"
+    other.mkdir()
+    baked_model(other / "a.onnx")
+    res = CliRunner().invoke(main, ["fix", "--isolated", str(b), str(other / "a.onnx"), "-o", str(out)])
+    assert res.exit_code == 2 and "would both be written" in res.stderr
+
+
+def test_is_fixable_marks_the_findings_fix_can_repair_also_after_they_crossed_processes(tmp_path, with_rule):
+    from shapelint.check import check_paths
+    from shapelint.fix import is_fixable
+
+    src = tmp_path / "baked.onnx"
+    baked_model(src)
+    for jobs in (1, 2):
+        report = check_paths([str(src), str(src)], jobs=jobs, rules=with_rule)
+        marks = {(d.rule, is_fixable(d)) for d in report.diagnostics}
+        assert marks == {("TST501", True), ("SL501", False)}, jobs
+        assert all(d.edit is None for d in report.diagnostics)  # the edits stayed behind; the mark did not
 
 
 def test_an_edit_that_raises_is_reported_and_exits_2(tmp_path, with_rule, monkeypatch):
@@ -239,7 +328,13 @@ def test_a_fixture_whose_rule_offers_an_edit_is_repaired_and_runs_at_every_bindi
     v = result.verification
     assert v is not None and not v["still_failing"] and not v["regressions"], text
     assert all(r["fixed"] == "runs" for r in v["bindings"]), text
-    assert result.exit_code == (1 if result.unfixable else 0), text
+    # beyond "it runs": every edit's own claim is checked on onnxruntime's values, at every binding, and holds
+    assert len(v["properties"]) == len(result.applied), text
+    for p in v["properties"]:
+        assert p["status"] == "holds" and all(r["ok"] is True for r in p["bindings"]), p
+        assert p["retrain"]["needed"] in (True, False), p
+    rank = {"error": 2, "warning": 1, "info": 0}
+    assert result.exit_code == (1 if any(rank[d.severity] == 2 for d in result.after.diagnostics) else 0), text
 
 
 def test_at_least_one_built_in_rule_offers_an_edit():

@@ -197,7 +197,8 @@ def test_a_full_device_leaves_the_old_copy_whole_and_no_temp_file(tmp_path, with
 def test_a_missing_output_folder_a_folder_or_a_device_is_one_line_and_exit_2(tmp_path, cli_rule):
     src = tmp_path / "baked.onnx"
     baked_model(src)
-    for out, words in [(tmp_path / "nope" / "x.onnx", "does not exist"), (tmp_path, "is a folder"),
+    # -o a folder: the copy would be FOLDER/baked.onnx, which is the input itself here
+    for out, words in [(tmp_path / "nope" / "x.onnx", "does not exist"), (tmp_path, "never overwrites its input"),
                        (Path("/dev/null"), "not a regular file")]:
         res = CliRunner().invoke(main, ["fix", str(src), "-o", str(out)])
         assert res.exit_code == 2 and words in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.output

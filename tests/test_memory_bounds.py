@@ -77,7 +77,15 @@ except SystemExit as exc:
     code = exc.code
 from shapelint.verify import shutdown_workers
 shutdown_workers()  # reap the onnxruntime child, so that RUSAGE_CHILDREN holds its peak
-print(json.dumps({{"exit": code, "self_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+def own_peak_mib():
+    # VmHWM: this process's own peak since exec; ru_maxrss also keeps the peak of the process that forked it
+    # (Linux carries it across execve), so a large pytest process would count as ours
+    try:
+        with open("/proc/self/status") as fh:
+            return next(int(l.split()[1]) for l in fh if l.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({{"exit": code, "self_mib": own_peak_mib(),
                   "children_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}}), file=sys.stderr)
 """
 

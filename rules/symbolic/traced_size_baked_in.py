@@ -216,19 +216,7 @@ class TracedSizeBakedIn(Rule):
     @staticmethod
     def outer_producer(t, ctx):
         """The producer, outside, of what a Loop/Scan body input starts as (its carried state)."""
-        index = ctx.table.analyses.get("sl501_body_inputs")
-        if index is None:  # once per model: body input name -> outer tensor
-            index = {}
-            for n in ctx.graph.nodes:
-                if n.op_type not in ("Loop", "Scan"):
-                    continue
-                body = next((a.g for a in n.attribute if a.name == "body"), None)
-                for k, vi in enumerate(body.input if body is not None else ()):
-                    # Loop: [M, cond, states...] (the iteration number and condition have no outer tensor);
-                    # Scan: [states..., scans...]
-                    if (n.op_type == "Scan" or k >= 2) and k < len(n.input) and n.input[k]:
-                        index.setdefault(vi.name, n.input[k])
-            ctx.table.analyses["sl501_body_inputs"] = index
+        index = ctx.table.analyses.get(_body_inputs, ctx.graph)  # once per model
         outer = index.get(t)
         return ctx.producer(outer) if outer else None
 
@@ -262,3 +250,18 @@ class TracedSizeBakedIn(Rule):
                     "or x.flatten(1); Keras Reshape((...)) without the batch axis")
         return ("build the target shape from the input's runtime shape: PyTorch x.expand(y.size(0), -1, -1) or "
                 "repeat(...) with sizes taken from tensors, not Python ints")
+
+
+def _body_inputs(graph) -> dict[str, str]:
+    """Loop/Scan body input name -> the outer tensor it starts as (computed once per model)."""
+    index: dict[str, str] = {}
+    for n in graph.nodes:
+        if n.op_type not in ("Loop", "Scan"):
+            continue
+        body = next((a.g for a in n.attribute if a.name == "body"), None)
+        for k, vi in enumerate(body.input if body is not None else ()):
+            # Loop: [M, cond, states...] (the iteration number and condition have no outer tensor);
+            # Scan: [states..., scans...]
+            if (n.op_type == "Scan" or k >= 2) and k < len(n.input) and n.input[k]:
+                index.setdefault(vi.name, n.input[k])
+    return index

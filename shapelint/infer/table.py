@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
+from ..analyses import Analyses
 from ..dims import Comparison, Dim, Shape, format_shape, product
 from ..graph import tensor_value
 
@@ -96,8 +97,13 @@ class ShapeTable:
     conflicts: list[Conflict] = field(default_factory=list)
     # main-graph node name -> names of the subgraph tensors inferred for it
     declared: dict[str, TensorInfo] = field(default_factory=dict)
-    #: analyses computed from this table (e.g. axis roles), shared by the rules and freed with it
-    analyses: dict = field(default_factory=dict, repr=False, compare=False)
+    #: conditions on the inputs' dynamic dims that inference needed (:mod:`shapelint.infer.constraints`)
+    constraints: list = field(default_factory=list)
+    #: how inference read the model where it departs from the file's words (a ``dim_value: -1`` input axis)
+    notes: list[str] = field(default_factory=list)
+    #: analyses computed from this table (e.g. axis roles), keyed by the function computing each
+    #: (:class:`shapelint.analyses.Analyses`), shared by the rules, verify and fix, freed with it
+    analyses: Analyses = field(default_factory=Analyses, repr=False, compare=False)
 
     def get(self, name: str) -> TensorInfo:
         return self.tensors.get(name, UNKNOWN) if name else UNKNOWN
