@@ -58,14 +58,14 @@ _RUNTIME_CODES = ("SL900", "SL901", "SL902")
 
 def _known_codes(flag: str, codes, rules) -> None:
     """A ``--select``/``--ignore`` code that matches no rule is an error, as in the config file."""
-    import difflib
+    from .config import suggest
 
     known = [cls.code for cls in rules] + list(_RUNTIME_CODES)
     for sel in codes or ():
         if sel != "ALL" and not any(c.startswith(sel) for c in known):
-            hint = difflib.get_close_matches(sel, known, n=1)
+            hint = suggest(sel, known)
             _fail(f"{flag}: {sel[:40]!r} matches no installed rule"
-                  + (f" (did you mean {hint[0]!r}?)" if hint else "; `shapelint rules` lists them"))
+                  + (f" (did you mean {hint!r}?)" if hint else "; `shapelint rules` lists them"))
 
 
 def _seconds(value: float) -> float:
@@ -135,36 +135,100 @@ def _terminate_cleanly() -> None:
         pass
 
 
+def resolve_color(flag: bool | None) -> bool:
+    """``--color``/``--no-color``, else ``FORCE_COLOR``, else ``NO_COLOR`` (any non-empty value), else a terminal.
+
+    FORCE_COLOR wins over NO_COLOR, as in ruff; a flag wins over both.
+    """
+    if flag is not None:
+        return flag
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    if os.environ.get("NO_COLOR"):
+        return False
+    return sys.stdout.isatty()
+
+
+def _set_color(ctx: click.Context, _param, value: bool | None) -> None:
+    """``--color/--no-color`` after the subcommand: the same as before it."""
+    if value is None:
+        return
+    settings = ctx.find_object(Settings)
+    if settings is not None:
+        settings.color = value
+    ctx.color = value  # click.echo keeps (or strips) the ANSI codes accordingly, even when piped
+
+
+_COLOR = click.option("--color/--no-color", default=None, expose_value=False, callback=_set_color, is_eager=True,
+                      help="Colour the text output [default: on a terminal; env FORCE_COLOR, NO_COLOR].")
+
+
+class _Jobs(click.ParamType):
+    """``--jobs``: an integer from 1 to 256, or ``auto`` (the cores this process may use)."""
+
+    name = "N|auto"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) or value == "auto":
+            return value
+        text = str(value).strip().lower()
+        if text == "auto":
+            return "auto"
+        try:
+            n = int(text)
+        except ValueError:
+            self.fail(f"{str(value)[:40]!r} is not an integer from 1 to 256, nor 'auto'", param, ctx)
+        if not 1 <= n <= 256:
+            self.fail(f"{n} is not in the range 1<=x<=256 (or 'auto')", param, ctx)
+        return n
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="shapelint")
+@click.version_option(__version__, "-V", "--version", prog_name="shapelint")
 @click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
-@click.option("--color/--no-color", default=None, help="Colour the text output (default: when a terminal).")
+@click.option("--color/--no-color", default=None, help="Colour the text output [default: on a terminal; env FORCE_COLOR, NO_COLOR].")
 @click.pass_context
 def main(ctx: click.Context, verbose: int, color: bool | None) -> None:
     """Static shape checker and graph linter for ONNX models."""
     logging.basicConfig(level=logging.WARNING - 10 * min(verbose, 2), format="%(levelname)s %(name)s: %(message)s")
-    ctx.obj = Settings(color=sys.stdout.isatty() if color is None else color, verbose=verbose)
+    ctx.obj = Settings(color=resolve_color(color), verbose=verbose)
+    ctx.color = ctx.obj.color
 
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif", "github"]), default=None, envvar="SHAPELINT_FORMAT", help="Output format [default: text] (env SHAPELINT_FORMAT).")
-@click.option("--select", help="Comma-separated codes or prefixes to run (e.g. SL1,SL501).")
-@click.option("--ignore", help="Comma-separated codes or prefixes to skip.")
+@click.option("--select", metavar="CODES", help="Comma-separated codes or prefixes to run (e.g. SL1,SL501).")
+@click.option("--extend-select", metavar="CODES", help="Codes or prefixes to run in addition to the selected ones.")
+@click.option("--ignore", metavar="CODES", help="Comma-separated codes or prefixes to skip.")
+@click.option("--extend-ignore", metavar="CODES", help="Codes or prefixes to skip in addition to the ignored ones.")
 @click.option("--fail-on", type=click.Choice(["error", "warning", "info"]), default=None, envvar="SHAPELINT_FAIL_ON", help="Lowest severity that makes the exit code 1 [default: error] (env SHAPELINT_FAIL_ON).")
-@click.option("--jobs", "-j", type=click.IntRange(1, 256), default=None, envvar="SHAPELINT_JOBS", help="Worker processes [default: the machine's cores] (env SHAPELINT_JOBS).")
+@click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings (2 still means a file could not be checked).")
+@click.option("--jobs", "-j", type=_Jobs(), default=None, envvar="SHAPELINT_JOBS", help="Worker processes, or auto [default: auto, the machine's cores] (env SHAPELINT_JOBS).")
 @click.option("--dim", "dims", multiple=True, metavar="NAME=INT", help="Bind a symbolic dim to a size, e.g. --dim batch=8.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the report to a file instead of stdout.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), envvar="SHAPELINT_CONFIG", help="Read this shapelint.toml or pyproject.toml instead of searching upwards from PATH (env SHAPELINT_CONFIG).")
 @click.option("--isolated", is_flag=True, help="Ignore every configuration file.")
+@click.option("--exclude", metavar="PATTERNS", help="Comma-separated gitignore-style patterns not to walk into (replaces the defaults: .git, .venv, node_modules, build, ...).")
+@click.option("--extend-exclude", metavar="PATTERNS", help="Patterns to exclude in addition to the defaults (or to --exclude).")
+@click.option("--respect-gitignore/--no-respect-gitignore", default=None, help="Skip what .gitignore files ignore [default: on].")
+@click.option("--force-exclude/--no-force-exclude", default=None, help="Apply the exclude patterns to files named on the command line too (pre-commit).")
+@click.option("--show-files", is_flag=True, help="Print the files that would be checked, and exit.")
+@click.option("--show-settings", is_flag=True, help="Print the effective settings, and exit.")
+@click.option("--statistics", is_flag=True, help="Print how many findings each rule has, instead of the findings.")
+@click.option("-q", "--quiet", count=True, help="Print the findings only: no summary, notes or warnings (-qq: nothing; the exit status says it).")
+@click.option("--silent", is_flag=True, help="The same as -qq.")
 @click.option("--baseline", "baseline_file", type=click.Path(dir_okay=False), help="Drop findings recorded in this baseline: only new ones fail.")
 @click.option("--write-baseline", "write_baseline_file", type=click.Path(dir_okay=False), help="Record the current findings in this baseline file (exit 0 unless a file could not be checked).")
 @click.option("--graph", "graph_dir", type=click.Path(file_okay=False), help="Write an SVG picture of each finding's neighbourhood into this folder.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr [default: on a terminal, for 10 files or more].")
 @click.option("--verify", "run_verify", is_flag=True, help="Also run each model under onnxruntime and confirm the findings (see `shapelint verify`).")
 @click.option("--provider", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True, envvar="SHAPELINT_PROVIDER", help="onnxruntime execution provider for --verify (env SHAPELINT_PROVIDER).")
+@_COLOR
 @click.pass_obj
-def check(settings: Settings, paths, fmt, select, ignore, fail_on, jobs, dims, output, config_file, isolated, baseline_file, write_baseline_file, graph_dir, progress, run_verify=False, provider="cpu") -> None:
+def check(settings: Settings, paths, fmt, select, ignore, fail_on, jobs, dims, output, config_file, isolated, baseline_file, write_baseline_file, graph_dir, progress, run_verify=False, provider="cpu",
+          extend_select=None, extend_ignore=None, exit_zero=False, exclude=None, extend_exclude=None, respect_gitignore=None,
+          force_exclude=None, show_files=False, show_settings=False, statistics=False, quiet=0, silent=False) -> None:
     """Check ONNX models (files, folders searched for *.onnx, or globs).
 
     Settings come from the nearest shapelint.toml or [tool.shapelint] in a
@@ -173,8 +237,9 @@ def check(settings: Settings, paths, fmt, select, ignore, fail_on, jobs, dims, o
     findings, 2 a file could not be checked or bad usage.
     """
     from .baseline import BaselineError, filter_report, read_baseline, write_baseline
-    from .check import check_paths, collect_paths
+    from .check import check_paths
     from .config import Config, ConfigError, default_jobs, load_config
+    from .discovery import DEFAULT_EXCLUDE, discover
     from .plugins import PluginError, load_rules
     from .report import render
     from .runner import select_rules
@@ -188,19 +253,40 @@ def check(settings: Settings, paths, fmt, select, ignore, fail_on, jobs, dims, o
         baseline = read_baseline(baseline_file) if baseline_file else None
     except (ConfigError, PluginError, BaselineError) as exc:
         _fail(str(exc))
+    quiet = 2 if silent else quiet
     for name, err in rules.broken:
-        click.echo(f"shapelint: warning: rule plugin {name} could not be loaded: {err}", err=True)
+        if not quiet:
+            click.echo(f"shapelint: warning: rule plugin {name} could not be loaded: {err}", err=True)
     if run_verify:
         _terminate_cleanly()
     fmt = fmt or cfg.format or "text"
     fail_on = fail_on or cfg.fail_on or "error"
-    jobs = _cap_jobs(jobs or cfg.jobs or default_jobs())
-    chosen_select = _codes(select) if select is not None else cfg.select
-    chosen_ignore = _codes(ignore) if ignore is not None else cfg.ignore
-    _known_codes("--select", _codes(select), rules)
-    _known_codes("--ignore", _codes(ignore), rules)
+    for flag, value in (("--select", select), ("--extend-select", extend_select), ("--ignore", ignore), ("--extend-ignore", extend_ignore)):
+        _known_codes(flag, _codes(value), rules)
+    chosen_select, chosen_ignore = _selection(cfg, select, extend_select, ignore, extend_ignore)
     bindings = {**cfg.dims, **_parse_dims(dims)}
-    files = collect_paths(paths)
+    walk = {
+        "exclude": list(_patterns("--exclude", exclude) if exclude is not None else cfg.exclude if cfg.exclude is not None else DEFAULT_EXCLUDE),
+        "extend_exclude": [*cfg.extend_exclude, *_patterns("--extend-exclude", extend_exclude)],
+        "respect_gitignore": respect_gitignore if respect_gitignore is not None else cfg.respect_gitignore is not False,
+        "force_exclude": force_exclude if force_exclude is not None else bool(cfg.force_exclude),
+    }
+    found = discover(paths, root=cfg.root, **walk)
+    files = found.files
+    if show_files:
+        for f in files:
+            click.echo(f)
+        sys.exit(0)
+    if show_settings:
+        chosen_jobs = default_jobs() if jobs == "auto" else jobs or cfg.jobs or default_jobs()
+        _show_settings(cfg, paths, fmt, fail_on, chosen_select, chosen_ignore, bindings, min(chosen_jobs, default_jobs()), walk,
+                       select_rules(rules, chosen_select, chosen_ignore))
+        sys.exit(0)
+    if not quiet:
+        for where in found.empty:
+            click.echo(f"shapelint: warning: no .onnx files found under {where}", err=True)
+    jobs = default_jobs() if jobs == "auto" else jobs or cfg.jobs or default_jobs()
+    jobs = _cap_jobs(jobs) if not quiet else min(jobs, default_jobs())
     from .safeio import Protected
 
     protect = Protected(files)  # no output of this run may be one of its inputs, nor their weights
@@ -217,10 +303,9 @@ def check(settings: Settings, paths, fmt, select, ignore, fail_on, jobs, dims, o
             files, jobs=jobs, progress=(lambda _r: bar.update(1)) if bar is not None else None,
             select=chosen_select, ignore=chosen_ignore, bindings=bindings, rules=list(rules),
             severity_overrides=cfg.severity or None, rule_options=cfg.rule_options(rules) or None,
+            after=_after_check(run_verify, graph_dir, provider, chosen_select, chosen_ignore, jobs),
         )
     cfg.apply_per_file_ignores(report)
-    if run_verify:
-        report = _verify_checked(report, provider, bindings, chosen_select, chosen_ignore)
     done = None
     if write_baseline_file:
         try:
@@ -242,15 +327,100 @@ def check(settings: Settings, paths, fmt, select, ignore, fail_on, jobs, dims, o
         except OSError as exc:
             _fail(f"--graph {graph_dir}: cannot write the pictures: {exc.strerror or exc}")
         click.echo(f"shapelint: wrote {len(written)} picture(s) to {graph_dir} (index.html)", err=True)
-    text = render(report, fmt, rules=select_rules(rules, chosen_select, chosen_ignore),
-                  color=settings.color and not output and fmt == "text",
-                  **({"verbose": settings.verbose} if fmt == "text" else {}))
+    from .report.locations import repository_root
+
+    root = repository_root(files[:1], config_path=cfg.path)
+    color = settings.color and not output and fmt == "text"
+    if statistics:
+        text = _statistics(report, fmt, color)
+    else:
+        text = render(report, fmt, rules=select_rules(rules, chosen_select, chosen_ignore), color=color, root=root,
+                      **({"verbose": settings.verbose, "quiet": bool(quiet)} if fmt == "text" else {}))
     if output:
         _write_text(output, text + "\n", protect, "the report")
-    elif text:
-        click.echo(text)
+    elif text and quiet < 2:
+        click.echo(text, color=color or None)
     code = report.exit_code(fail_on)
+    if exit_zero and code == 1:
+        code = 0
     sys.exit(code if done is None or code == 2 else done)
+
+
+def _patterns(flag: str, value: str | None) -> list[str]:
+    """``--exclude a,b/`` → ``["a", "b/"]``; a pattern pathspec cannot compile is a usage error."""
+    from .discovery import bad_pattern
+
+    out = [p.strip() for p in (value or "").split(",") if p.strip()]
+    for p in out:
+        why = bad_pattern(p)
+        if why:
+            _fail(f"{flag}: {p[:40]!r} is {why}")
+    return out
+
+
+def _selection(cfg, select, extend_select, ignore, extend_ignore) -> tuple[list[str] | None, list[str] | None]:
+    """The codes to run and to skip: a flag replaces the file's key; ``extend-*`` (file and flag) add to it.
+
+    With no ``select`` anywhere every rule runs, so ``extend-select`` adds
+    nothing; ``ignore`` wins over ``select``.
+    """
+    chosen_select = _codes(select) if select is not None else cfg.select
+    extra = [*cfg.extend_select, *(_codes(extend_select) or [])]
+    if chosen_select is not None and extra:
+        chosen_select = [*chosen_select, *extra]
+    chosen_ignore = _codes(ignore) if ignore is not None else cfg.ignore
+    more = [*cfg.extend_ignore, *(_codes(extend_ignore) or [])]
+    if more:
+        chosen_ignore = [*(chosen_ignore or []), *more]
+    return chosen_select, chosen_ignore
+
+
+def _show_settings(cfg, paths, fmt, fail_on, select, ignore, bindings, jobs, walk, rules) -> None:
+    """``--show-settings``: what this run would use, one ``key = value`` a line (values as JSON)."""
+    from .report.locations import repository_root
+
+    rows = {
+        "config": str(cfg.path) if cfg.path is not None else None,
+        "select": select if select is not None else ["ALL"],
+        "ignore": ignore or [],
+        "per-file-ignores": cfg.per_file_ignores,
+        "severity": cfg.severity,
+        "fail-on": fail_on,
+        "dims": bindings,
+        "jobs": jobs,
+        "format": fmt,
+        "plugins": cfg.plugins,
+        "exclude": walk["exclude"],
+        "extend-exclude": walk["extend_exclude"],
+        "respect-gitignore": walk["respect_gitignore"],
+        "force-exclude": walk["force_exclude"],
+        "root": str(cfg.root),
+        "repository-root": str(repository_root([paths[0]], config_path=cfg.path)),
+        "rules": [cls.code for cls in rules],
+    }
+    for key, value in rows.items():
+        click.echo(f"{key} = {json.dumps(value)}")
+
+
+def _statistics(report, fmt: str, color: bool = False) -> str:
+    """``--statistics``: one row per rule with findings, most frequent first (ruff's layout: count, code, [*], name)."""
+    counts: dict[str, list] = {}
+    for d in report.diagnostics:
+        row = counts.setdefault(d.rule, [0, d.name, False, d.severity])
+        row[0] += 1
+        row[2] = row[2] or bool(getattr(d, "fixable", False))
+    rows = sorted(counts.items(), key=lambda kv: (-kv[1][0], kv[0]))
+    failed = [f for f in report.files if f.error is not None]
+    if fmt == "json":
+        return json.dumps([{"code": code, "name": name, "severity": sev, "count": n, "fixable": fix}
+                           for code, (n, name, fix, sev) in rows], indent=2)
+    style = click.style if color else (lambda s, **_: s)
+    width = max([len(str(n)) for _, (n, *_rest) in rows] + [1])
+    code_width = max([len(c) for c in counts] + [5])
+    lines = [f"{f.path}: {style('error', fg='red', bold=True)}: {f.error}" for f in failed]
+    lines += [f"{n:>{width}}  {style(f'{code:<{code_width}}', bold=True)}  {'[*]' if fix else '[ ]'} {name}"
+              for code, (n, name, fix, _sev) in rows]
+    return "\n".join(lines)
 
 
 def _fail(message: str) -> None:
@@ -269,25 +439,32 @@ def _nothing():
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--dim", "dims", multiple=True, metavar="NAME=INT", help="Bind a symbolic dim to a size.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Also write a copy of the model with the inferred shapes as value_info (to open in Netron); never the input.")
+@_COLOR
 @click.pass_obj
-def shapes(settings: Settings, model, fmt, dims) -> None:
+def shapes(settings: Settings, model, fmt, dims, output=None) -> None:
     """Every tensor's inferred shape, node by node (like Keras model.summary())."""
     from .graph import ModelGraph
     from .infer import infer
     from .load import LoadError, load_model
-    from .shapes import shape_rows
+    from .shapes import input_conditions, shape_rows
 
     try:
         proto = load_model(model)
     except LoadError as exc:
         click.echo(f"{model}: error: {exc}", err=True)
         sys.exit(2)
+    if output:
+        _refuse_inferred_target(model, proto, output)
     mg = ModelGraph.from_model(proto)
     table = infer(mg, _parse_dims(dims))
     rows = list(shape_rows(proto, table, mg))
+    if output:
+        _write_inferred(model, proto, table, output)
     inputs = [{"tensor": vi.name, "shape": None if table.shape(vi.name) is None else [str(d) for d in _fmt_dims(table.shape(vi.name))]} for vi in proto.graph.input if vi.name not in {t.name for t in proto.graph.initializer}]
+    conditions = input_conditions(table)
     if fmt == "json":
-        click.echo(json.dumps({"model": model, "inputs": inputs, "nodes": rows}, indent=2))
+        click.echo(json.dumps({"model": model, "inputs": inputs, **conditions, "nodes": rows}, indent=2))
         return
     from .dims import format_shape
 
@@ -296,6 +473,10 @@ def shapes(settings: Settings, model, fmt, dims) -> None:
     click.echo(f"Model: {model}")
     for vi in inputs:
         click.echo(f"  input  {vi['tensor']}: {format_shape(table.shape(vi['tensor']))}")
+    for note in conditions["notes"]:
+        click.echo(f"  note: {note}")
+    if conditions["input_sizes"]:
+        click.echo(f"  valid input sizes: {conditions['input_sizes']}")
     click.echo(f"{'node':<{width_node}}  {'op':<{width_op}}  output shape")
     click.echo("-" * (width_node + width_op + 30))
     for r in rows:
@@ -309,6 +490,43 @@ def shapes(settings: Settings, model, fmt, dims) -> None:
     click.echo(f"{len(rows)} nodes, {sum(len(r['outputs']) for r in rows)} tensors, {unknown} with unknown shape")
 
 
+def _refuse_inferred_target(model: str, proto, output: str) -> None:
+    """``shapes -o``: never the input model nor one of its external-data files; an existing folder; a regular file."""
+    from .load import external_data_locations
+    from .safeio import is_same_file
+
+    base = os.path.dirname(model)
+    data = [os.path.join(base, loc) for _name, loc in external_data_locations(proto) if loc and "\x00" not in loc]
+    for k, inp in enumerate([model, *data]):
+        if is_same_file(output, inp):
+            whose = "the input model" if k == 0 else f"the input's external data {os.path.basename(inp)!r}"
+            _fail(f"-o {output} is {whose}: shapelint never overwrites an input; choose another path")
+    if os.path.isdir(output):
+        _fail(f"-o {output} is a folder: give the copy's file name, e.g. inferred.onnx")
+    if os.path.lexists(output) and not os.path.isfile(output):
+        _fail(f"-o {output} exists and is not a regular file (a device, FIFO or socket): refused")
+    if not os.path.isdir(os.path.dirname(os.path.abspath(output))):
+        _fail(f"-o {output}: the folder {os.path.dirname(os.path.abspath(output))} does not exist")
+
+
+def _write_inferred(model: str, proto, table, output: str) -> None:
+    """The model as loaded (external weights stay where they are, referenced as before) plus value_info."""
+    from .load import external_data_locations
+    from .safeio import atomic_write
+    from .shapes import write_shapes
+
+    write_shapes(proto, table)  # the in-memory copy: the input file is never opened for writing
+    try:
+        atomic_write(output, proto.SerializeToString())
+    except OSError as exc:
+        _fail(f"cannot write {output}: {exc.strerror or exc}")
+    same_folder = os.path.realpath(os.path.dirname(os.path.abspath(output))) == os.path.realpath(os.path.dirname(os.path.abspath(model)))
+    if external_data_locations(proto) and not same_folder:
+        click.echo(f"shapelint: note: {output} refers to the weights by their location relative to {model}; "
+                   "write it next to the model to open it with them", err=True)
+    click.echo(f"shapelint: wrote {output} with {len(proto.graph.value_info)} inferred tensor shapes", err=True)
+
+
 def _fmt_dims(shape):
     from .dims import format_dim
 
@@ -317,35 +535,46 @@ def _fmt_dims(shape):
 
 @main.command(name="rules")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@_COLOR
 def rules_cmd(fmt) -> None:
     """List every rule: code, name, severity, origin and summary."""
-    from .plugins import PluginError, load_rules
+    from .catalog import describe_rules
 
     try:
-        rs = load_rules()
-    except PluginError as exc:
-        raise click.UsageError(str(exc)) from None
-    rows = [{"code": r.code, "name": r.slug, "severity": r.severity.value, "origin": r.origin, "summary": r.summary()} for r in rs]
+        infos, broken = describe_rules()
+    except Exception as exc:  # a plugin set that cannot be used (imported only when plugins are installed)
+        from .plugins import PluginError
+
+        if isinstance(exc, PluginError):
+            raise click.UsageError(str(exc)) from None
+        raise
+    rows = [{"code": r.code, "name": r.slug, "severity": r.severity, "origin": r.origin, "summary": r.summary}
+            for r in infos]
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
         return
     for row in rows:
         click.echo(f"{row['code']}  {row['name']:<32} {row['severity']:<8} {row['origin']:<12} {row['summary']}")
-    for name, err in rs.broken:
+    for name, err in broken:
         click.echo(f"(not loaded) {name}: {err}")
 
 
 @main.command()
 @click.argument("code")
+@_COLOR
 def explain(code) -> None:
     """Print a rule's documentation."""
-    from .plugins import PluginError, load_rules
+    from .catalog import describe_rules
 
     try:
-        rs = load_rules()
-    except PluginError as exc:
-        raise click.UsageError(str(exc)) from None
-    rule = rs.get(code) or next((r for r in rs if r.slug == code), None)
+        infos, _ = describe_rules()
+    except Exception as exc:  # a plugin set that cannot be used (imported only when plugins are installed)
+        from .plugins import PluginError
+
+        if isinstance(exc, PluginError):
+            raise click.UsageError(str(exc)) from None
+        raise
+    rule = next((r for r in infos if r.code == code.upper() or r.slug == code), None)
     if rule is None:
         from .verify import explain_runtime_code
 
@@ -354,8 +583,8 @@ def explain(code) -> None:
             click.echo(doc)
             return
         raise click.UsageError(f"unknown rule {code!r}; `shapelint rules` lists them")
-    click.echo(f"{rule.code} ({rule.slug}) · {rule.severity.value} · {rule.origin}\n")
-    click.echo(rule.doc())
+    click.echo(f"{rule.code} ({rule.slug}) · {rule.severity} · {rule.origin}\n")
+    click.echo(rule.doc)
 
 
 _PROVIDER = click.option("--provider", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True, envvar="SHAPELINT_PROVIDER", help="onnxruntime execution provider; cuda never falls back to CPU silently (env SHAPELINT_PROVIDER).")
@@ -363,98 +592,199 @@ _TIMEOUT = click.option("--timeout", type=float, default=120.0, show_default=Tru
 _MEMORY = click.option("--memory", "memory_mb", type=click.IntRange(min=64, max=2**40), default=4096, show_default=True, metavar="MB", help="Memory limit (address space) of the onnxruntime child process on CPU, in MB.")
 
 
-def _verify_checked(report, provider, bindings, select, ignore, timeout=120.0, memory_mb=4096):
-    """``check --verify``: run each checked file under onnxruntime; no provider is a usage error."""
-    from .verify import ProviderUnavailable, verify_report
+def _after_check(run_verify, graph_dir, provider, select, ignore, jobs=1, timeout=120.0, memory_mb=4096):
+    """What runs on each file's check result, where it was checked: ``--verify``, then ``--graph``'s pictures.
 
+    No provider is a usage error, before any file is checked.
+    """
+    steps = []
+    if run_verify:
+        from .verify import ProviderUnavailable, VerifyError, VerifyHook, require_provider
+
+        try:
+            require_provider(provider)
+        except (ProviderUnavailable, VerifyError) as exc:
+            _fail(f"--provider {provider}: {exc}")
+        threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+        steps.append(VerifyHook(provider, timeout, memory_mb, select, ignore, threads))
+    if graph_dir:
+        from .picture import PictureHook
+
+        steps.append(PictureHook())
+    if not steps:
+        return None
+    from .result import Hooks
+
+    return steps[0] if len(steps) == 1 else Hooks(tuple(steps))
+
+
+def _run_config(config_file, isolated, start, rules):
+    """The config ``verify`` and ``fix`` honour, found as ``check`` finds it; a bad one is one line, exit 2."""
+    from .config import Config, ConfigError, load_config
+
+    if isolated and config_file:
+        raise click.UsageError("--isolated and --config exclude each other")
     try:
-        return verify_report(report, dims=bindings, provider=provider, timeout=timeout, memory_mb=memory_mb, select=select, ignore=ignore)
-    except ProviderUnavailable as exc:
-        _fail(f"--provider {provider}: {exc}")
+        cfg = Config() if isolated else load_config(config_file, start=start)
+        cfg.validate_against(list(rules))
+    except ConfigError as exc:
+        _fail(str(exc))
+    return cfg
+
+
+def _chosen(cfg, select, ignore) -> tuple[list[str] | None, list[str] | None]:
+    try:
+        return _selection(cfg, select, None, ignore, None)
+    except (TypeError, AttributeError):  # pragma: no cover - a config without the extend-* keys
+        return (_codes(select) if select is not None else cfg.select), (_codes(ignore) if ignore is not None else cfg.ignore)
+
+
+_CONFIG = click.option("--config", "config_file", type=click.Path(dir_okay=False), envvar="SHAPELINT_CONFIG", help="Read this shapelint.toml or pyproject.toml instead of searching upwards from the first model (env SHAPELINT_CONFIG).")
+_ISOLATED = click.option("--isolated", is_flag=True, help="Ignore every configuration file.")
 
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True)
-@click.option("--dim", "dims", multiple=True, metavar="NAME=INT", help="Also run at this size of a symbolic dim, e.g. --dim batch=8 (repeatable).")
+@click.option("--dim", "dims", multiple=True, metavar="NAME=INT", help="Pin a symbolic dim to a size, as for check (static pass and every run), e.g. --dim batch=8.")
 @_PROVIDER
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif", "github"]), default="text", show_default=True, help="Output format, as for check.")
 @_TIMEOUT
 @_MEMORY
 @click.option("--select", help="Comma-separated codes or prefixes to report (SL900-SL902 are verify's own).")
 @click.option("--ignore", help="Comma-separated codes or prefixes to skip.")
-@click.option("--fail-on", type=click.Choice(["error", "warning", "info"]), default="error", show_default=True, help="Lowest severity that makes the exit code 1.")
+@click.option("--fail-on", type=click.Choice(["error", "warning", "info"]), default=None, help="Lowest severity that makes the exit code 1 [default: the config's, else error].")
+@click.option("--jobs", "-j", type=_Jobs(), default=None, envvar="SHAPELINT_JOBS", help="Models verified at once, or auto (the cores), each with its own onnxruntime child and memory limit [default: the config's jobs, else 1] (env SHAPELINT_JOBS).")
+@click.option("--progress/--no-progress", default=None, help="Progress bar on stderr [default: on a terminal, for 10 files or more].")
+@_CONFIG
+@_ISOLATED
+@_COLOR
 @click.pass_obj
-def verify(settings: Settings, paths, dims, provider, fmt, timeout, memory_mb, select, ignore, fail_on) -> None:
+def verify(settings: Settings, paths, dims, provider, fmt, timeout, memory_mb, select, ignore, fail_on, jobs=None, progress=None,
+           config_file=None, isolated=False) -> None:
     """Run models under onnxruntime and confirm the static findings.
 
-    Each symbolic input dim runs at 1, at a size other than the traced one,
-    at the traced size when the model shows it, at the values inference
-    relates it to, and at every --dim.  Every intermediate shape is compared
-    with the inferred one (SL900 when they disagree); a runtime failure no
-    finding explains is SL901; a crash, hang or memory blow-up of the child
-    process is SL902.  Exit status as for check; 2 also when the provider is
-    missing.
+    The static pass is check's own: the same config (select, ignore,
+    severity, rule options, per-file-ignores, dims), --dim and --select.
+    Each free symbolic input dim runs at 1, at the smallest primes that share
+    no factor with the graph's shape literals or the traced sizes (a Reshape
+    that assumes divisibility fails there), at a size where every Reshape
+    divides, at the traced size when the model shows it and at the values
+    inference relates it to; the output says why each binding was chosen.
+    Every intermediate shape is compared with the inferred one (SL900 when
+    they disagree); a runtime failure no finding explains is SL901; a crash,
+    hang or memory blow-up of the child process is SL902.  Exit status as for
+    check, and 1 whenever onnxruntime fails at a size the model's inputs
+    declare valid (the finding it confirms becomes an error); 2 also when the
+    provider is missing.
     """
+    from .check import collect_paths
     from .plugins import PluginError, load_rules
     from .report import render
-    from .verify import ProviderUnavailable, verify_paths
+    from .verify import ProviderUnavailable, VerifyError, verify_paths
 
-    bindings = _parse_dims(dims)
     timeout = _seconds(timeout)
     try:
         rules = load_rules()
     except PluginError as exc:
         _fail(str(exc))
+    cfg = _run_config(config_file, isolated, paths[0], rules)
     _known_codes("--select", _codes(select), rules)
     _known_codes("--ignore", _codes(ignore), rules)
+    chosen_select, chosen_ignore = _chosen(cfg, select, ignore)
+    bindings = {**cfg.dims, **_parse_dims(dims)}
+    fail_on = fail_on or cfg.fail_on or "error"
+    from .config import default_jobs
+
+    jobs = jobs or cfg.jobs or 1
+    jobs = _cap_jobs(default_jobs() if jobs == "auto" else jobs)
     _terminate_cleanly()
+    files = collect_paths(paths)
+    if progress is None:
+        progress = len(files) >= 10 and sys.stderr.isatty() and sys.stdout.isatty()
+    bar = click.progressbar(length=len(files), label="Verifying", file=sys.stderr) if progress else None
     try:
-        report = verify_paths(paths, dims=bindings, provider=provider, timeout=timeout, memory_mb=memory_mb, rules=list(rules), select=_codes(select), ignore=_codes(ignore))
-    except ProviderUnavailable as exc:
+        with bar if bar is not None else _nothing():
+            report = verify_paths(files, dims=bindings, provider=provider, timeout=timeout, memory_mb=memory_mb,
+                                  rules=list(rules), select=chosen_select, ignore=chosen_ignore, jobs=jobs,
+                                  progress=(lambda _r: bar.update(1)) if bar is not None else None,
+                                  severity_overrides=cfg.severity or None,
+                                  rule_options=cfg.rule_options(rules) or None)
+    except (ProviderUnavailable, VerifyError) as exc:
         _fail(f"--provider {provider}: {exc}")
+    cfg.apply_per_file_ignores(report)
     click.echo(render(report, fmt, rules=list(rules), color=settings.color and fmt == "text"))
     sys.exit(report.exit_code(fail_on))
 
 
 @main.command()
-@click.argument("model", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", type=click.Path(), help="Where to write the fixed copy (never the input nor its weights).")
+@click.argument("models", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(), help="Where to write the fixed copy: a file for one model, an existing folder for several (never an input nor its weights).")
 @click.option("--dry-run", is_flag=True, help="Show the edits and the re-check; write nothing, run nothing.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--select", help="Comma-separated codes or prefixes whose findings to fix.")
 @click.option("--ignore", help="Comma-separated codes or prefixes to leave alone.")
-@click.option("--dim", "dims", multiple=True, metavar="NAME=INT", help="Also confirm the copy at this size of a symbolic dim.")
+@click.option("--fail-on", type=click.Choice(["error", "warning", "info"]), default=None, help="Lowest severity that makes the exit code 1 while such findings remain [default: the config's, else error].")
+@click.option("--dim", "dims", multiple=True, metavar="NAME=INT", help="Pin a symbolic dim to a size, as for check (the static pass and the runs).")
 @_PROVIDER
 @_TIMEOUT
 @_MEMORY
+@_CONFIG
+@_ISOLATED
+@_COLOR
 @click.pass_obj
-def fix(settings: Settings, model, output, dry_run, fmt, select, ignore, dims, provider, timeout, memory_mb) -> None:
+def fix(settings: Settings, models, output, dry_run, fmt, select, ignore, fail_on, dims, provider, timeout, memory_mb,
+        config_file=None, isolated=False) -> None:
     """Apply the findings' machine-applicable fixes to a copy, then confirm it.
 
-    The copy is re-checked (the fixed findings are gone, none is new) and run
-    under onnxruntime at the same bindings as the original: it must run where
-    the original failed, and tensors no edit touches keep their values.
-    Exit status: 0 every finding fixed and the copy confirmed; 1 some
-    findings have no mechanical fix (the others are still applied and
-    written); 2 errors.
+    When no finding has a machine-applicable fix nothing is written, and the
+    findings without one are listed.  Otherwise the copy is re-checked (the
+    fixed findings are gone, none is new) and run under onnxruntime at the
+    same bindings as the original: it must run where the original failed,
+    tensors no edit touches keep their values, and each edit's claim is
+    checked on the values (a fixed softmax sums to 1 over the classes, a
+    fixed reshape keeps each frame's values); the output says when an edit
+    changes what the trained weights see.  Exit status: 0 no finding at or
+    above --fail-on remains; 1 some remain (or the copy still fails); 2
+    errors (an input that cannot be read, an edit that fails or breaks its
+    claim, a bad -o).
     """
-    from .fix import FixError, fix_model, fix_to_json, render_fix_text
+    from .fix import FixError, fix_model, fix_outputs, fix_to_json, render_fix_text
     from .plugins import PluginError, load_rules
 
-    if not output and not dry_run:
-        raise click.UsageError("give the fixed copy's path with -o FIXED.onnx, or use --dry-run")
     timeout = _seconds(timeout)
-    _terminate_cleanly()
     try:
         rules = load_rules()
-        result = fix_model(model, output, dry_run=dry_run, rules=list(rules), select=_codes(select), ignore=_codes(ignore), dims=_parse_dims(dims), provider=provider, timeout=timeout, memory_mb=memory_mb)
-    except (PluginError, FixError) as exc:
+    except PluginError as exc:
         _fail(str(exc))
+    cfg = _run_config(config_file, isolated, models[0], rules)
+    chosen_select, chosen_ignore = _chosen(cfg, select, ignore)
+    fail_on = fail_on or cfg.fail_on or "error"
+    bindings = {**cfg.dims, **_parse_dims(dims)}
+    try:
+        pairs = fix_outputs(list(models), output, dry_run)
+    except FixError as exc:
+        _fail(str(exc))
+    _terminate_cleanly()
+    results = []
+    for model, out in pairs:
+        try:
+            results.append(fix_model(model, out, dry_run=dry_run, rules=list(rules), select=chosen_select,
+                                     ignore=chosen_ignore, dims=bindings, provider=provider, timeout=timeout,
+                                     memory_mb=memory_mb, fail_on=fail_on, severity_overrides=cfg.severity or None,
+                                     rule_options=cfg.rule_options(rules) or None))
+        except FixError as exc:
+            _fail(str(exc))
+    code = max(r.exit_code for r in results)
     if fmt == "json":
-        click.echo(json.dumps(fix_to_json(result), indent=2))
+        from . import __version__
+
+        data = [fix_to_json(r) for r in results]
+        click.echo(json.dumps(data[0] if len(data) == 1 else
+                              {"tool": {"name": "shapelint", "version": __version__}, "results": data, "exit_code": code},
+                              indent=2))
     else:
-        click.echo(render_fix_text(result))
-    sys.exit(result.exit_code)
+        click.echo("\n".join(render_fix_text(r) for r in results))
+    sys.exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -50,7 +50,9 @@ SEVERITIES = ("error", "warning", "info")
 #: every key a config file may hold, with what it expects (the reference in docs/ci.md)
 KEYS = {
     "select": "list of codes or prefixes to run",
+    "extend-select": "list of codes or prefixes to run in addition to select",
     "ignore": "list of codes or prefixes to skip",
+    "extend-ignore": "list of codes or prefixes to skip in addition to ignore",
     "per-file-ignores": "table: glob -> list of codes or prefixes",
     "severity": "table: code -> error | warning | info",
     "fail-on": "error | warning | info",
@@ -58,6 +60,10 @@ KEYS = {
     "jobs": 'integer >= 1, or "auto"',
     "format": " | ".join(FORMATS),
     "plugins": "table: rule code or plugin name -> table of options",
+    "exclude": "list of gitignore-style patterns of files and folders not to walk into (replaces the defaults)",
+    "extend-exclude": "list of patterns excluded in addition to exclude",
+    "respect-gitignore": "boolean: skip what .gitignore files ignore",
+    "force-exclude": "boolean: apply exclude patterns to paths named on the command line too",
 }
 #: a dim is an int64 in ONNX
 MAX_DIM = 2**63 - 1
@@ -75,6 +81,13 @@ class Config:
 
     select: list[str] | None = None
     ignore: list[str] | None = None
+    extend_select: list[str] = field(default_factory=list)
+    extend_ignore: list[str] = field(default_factory=list)
+    #: None: shapelint.discovery.DEFAULT_EXCLUDE
+    exclude: list[str] | None = None
+    extend_exclude: list[str] = field(default_factory=list)
+    respect_gitignore: bool | None = None
+    force_exclude: bool | None = None
     per_file_ignores: dict[str, list[str]] = field(default_factory=dict)
     severity: dict[str, str] = field(default_factory=dict)
     fail_on: str | None = None
@@ -154,14 +167,16 @@ class Config:
         def check(key: str, sels) -> None:
             for sel in sels or ():
                 if not known(sel):
-                    hint = difflib.get_close_matches(sel, codes, n=1)
+                    hint = suggest(sel, codes)
                     raise ConfigError(
                         f"{key}: {sel!r} matches no installed rule"
-                        + (f" (did you mean {hint[0]!r}?)" if hint else "; `shapelint rules` lists them")
+                        + (f" (did you mean {hint!r}?)" if hint else "; `shapelint rules` lists them")
                     )
 
         check("select", self.select)
         check("ignore", self.ignore)
+        check("extend-select", self.extend_select)
+        check("extend-ignore", self.extend_ignore)
         for pattern, sels in self.per_file_ignores.items():
             check(f"per-file-ignores.{pattern!r}", sels)
         check("severity", [code for code in self.severity if code not in codes])
@@ -172,6 +187,21 @@ class Config:
                     f"plugins: {key!r} is neither an installed rule code nor a plugin name"
                     + (f" (did you mean {hint[0]!r}?)" if hint else "")
                 )
+
+
+def suggest(word: str, choices) -> str | None:
+    """The closest of ``choices`` to a misspelt ``word`` (difflib); ties go to the longest common prefix, then to
+    a transposition (``SL130`` → ``SL103``).
+
+    >>> suggest("SL130", ["SL103", "SL303", "SL501"]), suggest("XYZ", ["SL103"])
+    ('SL103', None)
+    """
+    choices = list(choices)
+    hits = difflib.get_close_matches(word, choices, n=8)
+    if not hits:
+        return None
+    return max(hits, key=lambda c: (difflib.SequenceMatcher(None, word, c).ratio(), len(os.path.commonprefix([word, c])),
+                                    sorted(c) == sorted(word)))
 
 
 def plugin_name(origin: str | None) -> str | None:
@@ -311,6 +341,28 @@ def _selectors(key: str, value) -> list[str]:
     return out
 
 
+def _patterns(key: str, value) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        raise ConfigError(f"{key}: expected a list of patterns such as [\"legacy/\", \"*_int8.onnx\"], got {_type_name(value)}")
+    from .discovery import bad_pattern
+
+    out = []
+    for v in value:
+        why = bad_pattern(v) if isinstance(v, str) else "not a file or folder pattern"
+        if why:
+            raise ConfigError(f"{key}: {str(v)[:60]!r} is {why}")
+        out.append(v)
+    return out
+
+
+def _flag(key: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key}: expected true or false, got {_type_name(value)}")
+    return value
+
+
 def _choice(key: str, value, choices) -> str:
     if not isinstance(value, str) or value not in choices:
         raise ConfigError(f"{key}: {value!r} is not one of {', '.join(choices)}")
@@ -336,6 +388,18 @@ def parse_config(table: dict) -> Config:
             cfg.select = _selectors(key, value)
         elif key == "ignore":
             cfg.ignore = _selectors(key, value)
+        elif key == "extend-select":
+            cfg.extend_select = _selectors(key, value)
+        elif key == "extend-ignore":
+            cfg.extend_ignore = _selectors(key, value)
+        elif key == "exclude":
+            cfg.exclude = _patterns(key, value)
+        elif key == "extend-exclude":
+            cfg.extend_exclude = _patterns(key, value)
+        elif key == "respect-gitignore":
+            cfg.respect_gitignore = _flag(key, value)
+        elif key == "force-exclude":
+            cfg.force_exclude = _flag(key, value)
         elif key == "per-file-ignores":
             cfg.per_file_ignores = {str(g): _selectors(f"{key}.{g!r}", v) for g, v in _table(key, value).items()}
         elif key == "severity":

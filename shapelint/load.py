@@ -99,7 +99,13 @@ def parse_model_bytes(data: bytes) -> onnx.ModelProto:
     return _parse(data)[0]
 
 
+#: the first line of a Git LFS pointer file (https://github.com/git-lfs/git-lfs/blob/main/docs/spec.md)
+LFS_POINTER = b"version https://git-lfs.github.com/spec/v1"
+
+
 def _parse(data: bytes) -> tuple[onnx.ModelProto, "_Scan"]:
+    if data[:200].lstrip().startswith(LFS_POINTER):
+        raise LoadError("Git LFS pointer, not the model: run `git lfs pull` (or check out with lfs: true in CI)")
     model = onnx.ModelProto()
     try:
         model.ParseFromString(data)

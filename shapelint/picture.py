@@ -2,34 +2,45 @@
 
 ``shapelint check --graph DIR`` writes one ``.svg`` per finding (and an
 ``index.html`` linking them): the culprit node highlighted, a few nodes up and
-down, every edge labelled with the tensor's inferred symbolic shape, and
-constant inputs (weights, Reshape targets) folded into their consumer's box.
-Everything is inline: no fonts, scripts or styles are fetched.
+down the data path, the nodes the message names (the recurrence it blames)
+with the path that joins them, every edge labelled with the tensor's inferred
+symbolic shape, and constant inputs (weights, Reshape targets) folded into
+their consumer's box.  Shape arithmetic (``Shape -> Gather -> Concat``
+computing a Reshape target) is one box titled with the value it computes,
+``[batch, 16, 6]``, and its edge carries that value, not ``(3,)``.  Everything
+is inline: no fonts, scripts or styles are fetched.  Each run replaces the
+pictures an earlier run wrote into DIR (:func:`write_pictures`) and touches
+nothing else there.
 
 The layout is our own (layered, top-down, Sugiyama-style: longest-path layers,
 dummy nodes on long edges, barycentre ordering), not graphviz: pictures come
 out the same on every machine and CI needs nothing installed.
 
-The pictures re-run inference for the files that have findings (the
-:class:`~shapelint.diagnostics.FileReport` contract holds no shape table,
-and tables do not cross worker processes cheaply).
+The pictures are drawn from the :class:`~shapelint.result.CheckResult` of
+each file, in the process that checked it (``check_paths(after=PictureHook())``):
+its graph and shape table, never rebuilt; each SVG rides on its finding
+(``Diagnostic.picture``) to :func:`write_pictures`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import html
+import json
 import logging
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .diagnostics import Diagnostic, FileReport, RunReport
-from .dims import format_shape
+from .dims import format_dim, format_shape
 
-__all__ = ["Neighbourhood", "neighbourhood", "picture_for", "render_svg", "write_pictures"]
+__all__ = ["MANIFEST", "MARK", "Neighbourhood", "PictureHook", "Written", "draw_pictures", "neighbourhood", "picture_for",
+           "render_svg", "write_pictures"]
 
 logger = logging.getLogger(__name__)
 
@@ -134,14 +145,163 @@ def _is_const_input(mg, tensor: str) -> bool:
     return prod is not None and prod.op_type == "Constant" and not prod.input
 
 
-def neighbourhood(mg, table, culprit, up: int = 2, down: int = 2, tensor: str | None = None) -> Neighbourhood:
+# ---------------------------------------------------------------- shape arithmetic
+#: ops that compute shape vectors and indices (``Shape -> Gather -> Unsqueeze -> Concat -> Reshape``)
+SHAPE_OPS = frozenset({
+    "Shape", "Size", "Gather", "Unsqueeze", "Squeeze", "Concat", "Cast", "Slice", "Mul", "Add", "Sub", "Div",
+    "Constant", "ConstantOfShape", "Identity", "Floor", "Ceil", "Neg", "Abs", "Min", "Max", "Mod", "Equal",
+    "Where", "Reshape", "Expand", "Range", "ReduceProd",
+})
+#: a shape vector has at most this many elements
+MAX_VALUE = 16
+#: a node the message names is drawn when it is at most this many data edges from the window
+NAMED_HOPS = 6
+#: Identity and same-type Casts on the data path cost no hop; at most this many per picture
+MAX_FREE = 8
+
+
+def _value_dims(info) -> list | None:
+    """The elements of a small tensor, symbolically (``[batch, 16, 6]``), or None when unknown."""
+    if info.value is not None:
+        return list(info.value)
+    if info.has_const:
+        try:
+            arr = np.asarray(info.const)
+        except Exception:  # noqa: BLE001 - a value we cannot read is unknown
+            return None
+        if arr.size <= MAX_VALUE and arr.dtype.kind in "iub":
+            return [int(x) for x in arr.reshape(-1)]
+    return None
+
+
+def _is_small(info) -> bool:
+    """Rank 0 or 1 with a static length of at most :data:`MAX_VALUE`: the size of a shape vector."""
+    if info.value is not None:
+        return len(info.value) <= MAX_VALUE
+    shape = info.shape
+    if shape is None or len(shape) > 1:
+        return False
+    return not shape or (isinstance(shape[0], int) and shape[0] <= MAX_VALUE)
+
+
+class _ShapeArithmetic:
+    """Which tensors of a model are shape vectors or indices computed by shape arithmetic.
+
+    A tensor is one when it is small (:func:`_is_small`) and its producer is a
+    ``Shape``/``Size``, or one of :data:`SHAPE_OPS` whose every input is a
+    constant or itself such a tensor.  A graph input never is.
+    """
+
+    def __init__(self, mg, table):
+        self.mg, self.table = mg, table
+        self.memo: dict[str, bool] = {}
+
+    def __call__(self, t: str, depth: int = 0) -> bool:
+        if not t:
+            return False
+        hit = self.memo.get(t)
+        if hit is not None:
+            return hit
+        if depth > 200:  # a pathological chain: drawn as it is
+            return False
+        self.memo[t] = False  # a cycle is not arithmetic
+        self.memo[t] = ok = self._decide(t, depth)
+        return ok
+
+    def _decide(self, t: str, depth: int) -> bool:
+        mg = self.mg
+        prod = mg.producer(t)
+        if prod is None or mg.is_graph_input(t) or prod.domain not in ("", "ai.onnx"):
+            return False
+        if prod.op_type in ("Shape", "Size"):
+            return True
+        if prod.op_type not in SHAPE_OPS or not _is_small(self.table.get(t)):
+            return False
+        return all(_is_const_input(mg, i) or self(i, depth + 1) for i in prod.input if i)
+
+    def node(self, node) -> bool:
+        """Every output of ``node`` is shape arithmetic (a ``Shape`` reading a data tensor, a ``Concat`` of sizes)."""
+        outs = [o for o in node.output if o]
+        return bool(outs) and all(self(o) for o in outs)
+
+    def chain(self, t: str):
+        """The nodes computing ``t`` (producers first) and the data tensors they read (a ``Shape``'s input)."""
+        mg = self.mg
+        nodes, reads, seen = [], [], set()
+
+        def walk(x: str) -> None:
+            prod = mg.producer(x)
+            if prod is None or id(prod) in seen:
+                return
+            seen.add(id(prod))
+            for i in prod.input:
+                if not i:
+                    continue
+                if self(i):
+                    walk(i)
+                elif _is_const_input(mg, i):
+                    if mg.producer(i) is not None and id(mg.producer(i)) not in seen:
+                        seen.add(id(mg.producer(i)))
+                        nodes.append(mg.producer(i))
+                elif i not in reads:
+                    reads.append(i)
+            nodes.append(prod)
+
+        walk(t)
+        return nodes, reads
+
+    def label(self, t: str) -> str:
+        """``[batch, 16, 6]`` for a shape vector, ``batch`` for an index, ``[?, ?, ?]`` when its value is unknown."""
+        info = self.table.get(t)
+        dims = _value_dims(info)
+        scalar = info.shape is not None and len(info.shape) == 0
+        if dims is None:
+            if info.shape is None or len(info.shape) > 1 or not all(isinstance(d, int) for d in info.shape):
+                return format_shape(info.shape)
+            dims = [None] * (info.shape[0] if info.shape else 1)
+        text = [format_dim(x) for x in dims]
+        return text[0] if scalar and len(text) == 1 else "[" + ", ".join(text) + "]"
+
+
+def _free(mg, table, node) -> bool:
+    """A node that changes nothing a picture shows: Identity, a Cast to the type it already has."""
+    if node.op_type == "Identity":
+        return True
+    if node.op_type == "Cast" and node.input and node.output:
+        src, dst = table.get(node.input[0]).dtype, table.get(node.output[0]).dtype
+        return src is not None and src == dst
+    return False
+
+
+def _named_in(message: str) -> list[str]:
+    """The names a message quotes (``LSTM '/rnn/LSTM'``, ``reads '/Add_output_0'``), in order.
+
+    >>> _named_in("the class's seq steps of LSTM '/rnn/LSTM' and of 'x'")
+    ['/rnn/LSTM', 'x']
+    """
+    out = []
+    for name in re.findall(r"(?<!\w)'([^'\n]{1,400})'(?!\w)", message or ""):
+        if name not in out:
+            out.append(name)
+    return out
+
+
+def neighbourhood(mg, table, culprit, up: int = 2, down: int = 2, tensor: str | None = None,
+                  named=()) -> Neighbourhood:
     """The culprit, its producers ``up`` levels up and consumers ``down`` levels down.
 
+    The levels are spent on the data path: shape arithmetic (``Shape ->
+    Gather -> Concat`` computing a ``Reshape`` target) is never walked into
+    but drawn as one box titled with the value it computes, and an Identity
+    or a Cast to the same type costs no level.  ``named`` (node or tensor
+    names, e.g. the ones the message quotes) are drawn too, with the data path
+    that joins them to the window, when at most :data:`NAMED_HOPS` edges away.
     Constant inputs are folded into their consumer; a tensor whose producer or
     consumers fall outside the radius gets a dimmed stub, so every edge still
     shows its shape.
     """
     key_of = {}
+    arith = _ShapeArithmetic(mg, table)
 
     def key(node) -> str:
         k = key_of.get(id(node))
@@ -149,33 +309,45 @@ def neighbourhood(mg, table, culprit, up: int = 2, down: int = 2, tensor: str | 
             k = key_of[id(node)] = mg.info(node).key
         return k
 
+    def data_inputs(node) -> list[str]:
+        return [t for t in _data_inputs(mg, node) if not arith(t)]
+
     chosen = {id(culprit): culprit}
-    frontier = [culprit]
-    for _ in range(up):
-        nxt = []
-        for node in frontier:
-            for t in _data_inputs(mg, node)[:MAX_FANIN]:
-                prod = mg.producer(t)
-                if prod is not None and id(prod) not in chosen:
-                    chosen[id(prod)] = prod
-                    nxt.append(prod)
-        frontier = nxt
-    frontier = [culprit]
-    for _ in range(down):
-        nxt = []
-        for node in frontier:
-            for t in node.output:
-                for cons in mg.consumers(t)[:MAX_FANOUT]:
-                    if id(cons) not in chosen:
-                        chosen[id(cons)] = cons
-                        nxt.append(cons)
-        frontier = nxt
+    free = [0]
+
+    def grow(step, budget: int) -> None:
+        frontier = [(culprit, 0)]
+        while frontier:
+            nxt = []
+            for node, spent in frontier:
+                for other in step(node):
+                    if id(other) in chosen or arith.node(other):
+                        continue
+                    cost = 0 if free[0] < MAX_FREE and _free(mg, table, other) else 1
+                    if spent + cost > budget:
+                        continue
+                    free[0] += 1 - cost
+                    chosen[id(other)] = other
+                    (frontier if cost == 0 else nxt).append((other, spent + cost))
+            frontier = nxt
+
+    def producers(node):
+        return [p for t in data_inputs(node)[:MAX_FANIN] if (p := mg.producer(t)) is not None]
+
+    def consumers(node):
+        return [c for t in node.output if t for c in [c for c in mg.consumers(t) if not arith.node(c)][:MAX_FANOUT]]
+
+    grow(producers, up)
+    grow(consumers, down)
+    _add_named(mg, table, chosen, named, arith)
 
     outputs = {o.name for o in mg.graph.output}
     vertices: dict[str, Vertex] = {}
     edges: list[Edge] = []
 
     def shape_label(t: str) -> str:
+        if arith(t):
+            return arith.label(t)
         return format_shape(table.shape(t)) if t in table else "?"
 
     for node in chosen.values():
@@ -190,6 +362,25 @@ def neighbourhood(mg, table, culprit, up: int = 2, down: int = 2, tensor: str | 
             lines.append(f"+{len(consts) - MAX_CONST_LINES} more constants")
         vertices[key(node)] = Vertex(key(node), "op", node.op_type, lines, culprit=node is culprit)
 
+    # shape arithmetic feeding the picture: one box per value, reading the data tensors it measures
+    folded: dict[str, tuple[list, list]] = {}
+    for node in chosen.values():
+        for t in _data_inputs(mg, node):
+            prod = mg.producer(t)
+            if t not in folded and arith(t) and not (prod is not None and id(prod) in chosen):
+                folded[t] = arith.chain(t)
+    measured = set()  # the Shape nodes (and the like) whose data input is drawn: not "outside the picture"
+    for t, (nodes, reads) in folded.items():
+        ops = []
+        for n in nodes:
+            if n.op_type not in ops and n.op_type != "Constant":
+                ops.append(n.op_type)
+        lines = [_short("→".join(ops) or "Constant"), f"{len(nodes)} node{'s' if len(nodes) != 1 else ''} of shape arithmetic"]
+        vertices[f"val:{t}"] = Vertex(f"val:{t}", "value", arith.label(t), lines)
+        for r in reads:
+            if (p := mg.producer(r)) is not None and id(p) in chosen:
+                measured.update(id(c) for c in mg.consumers(r) if any(c is n for n in nodes))
+
     for node in chosen.values():
         data = _data_inputs(mg, node)
         hidden = [t for k, t in enumerate(data) if k >= MAX_FANIN and t != tensor and not (mg.producer(t) is not None and id(mg.producer(t)) in chosen)]
@@ -201,6 +392,8 @@ def neighbourhood(mg, table, culprit, up: int = 2, down: int = 2, tensor: str | 
             prod = mg.producer(t)
             if prod is not None and id(prod) in chosen:
                 src = key(prod)
+            elif t in folded:
+                src = f"val:{t}"
             else:
                 src = f"in:{t}"
                 if src not in vertices:
@@ -216,8 +409,9 @@ def neighbourhood(mg, table, culprit, up: int = 2, down: int = 2, tensor: str | 
         for t in node.output:
             if not t:
                 continue
-            cons = mg.consumers(t)
-            inside = [c for c in cons if id(c) in chosen]
+            # readers that only measure the tensor (a Shape) are shape arithmetic: neither drawn nor stubbed
+            cons = [c for c in mg.consumers(t) if id(c) in chosen or id(c) in measured or not arith.node(c)]
+            inside = [c for c in cons if id(c) in chosen or id(c) in measured]
             outside = len(cons) - len(inside)
             if t in outputs:
                 dst = f"out:{t}"
@@ -225,11 +419,17 @@ def neighbourhood(mg, table, culprit, up: int = 2, down: int = 2, tensor: str | 
                 edges.append(Edge(key(node), dst, t, shape_label(t), culprit=(t == tensor)))
             if outside:
                 dst = f"more:{t}"
-                first = next(c for c in cons if id(c) not in chosen)
+                first = next(c for c in cons if id(c) not in chosen and id(c) not in measured)
                 title = first.op_type if outside == 1 else f"{outside} more"
                 sub = [_short(first.name or t, 28)] if outside == 1 else ["consumers"]
                 vertices.setdefault(dst, Vertex(dst, "elided", title, sub))
                 edges.append(Edge(key(node), dst, t, shape_label(t), culprit=(t == tensor)))
+    for t, (_nodes, reads) in folded.items():
+        for r in reads:
+            p = mg.producer(r)
+            src = key(p) if p is not None and id(p) in chosen else (f"in:{r}" if f"in:{r}" in vertices else None)
+            if src is not None:
+                edges.append(Edge(src, f"val:{t}", r, shape_label(r)))
     # only the culprit's own edges carrying the finding's tensor are highlighted; each edge once
     hot = key(culprit)
     seen = set()
@@ -241,6 +441,61 @@ def neighbourhood(mg, table, culprit, up: int = 2, down: int = 2, tensor: str | 
             seen.add(k)
             unique.append(e)
     return Neighbourhood(vertices, unique)
+
+
+def _add_named(mg, table, chosen: dict, named, arith) -> None:
+    """Add what ``named`` names (a node; a tensor: its producer, or a graph input's readers) and the path joining it.
+
+    A breadth-first search over data edges, both ways, from every node already
+    drawn; shape arithmetic is not walked through and, as in the window, an
+    Identity or a same-type Cast costs no hop.  A name further than
+    :data:`NAMED_HOPS` hops, or not in the model, is left out.
+    """
+    by_name: dict[str, object] = {}
+    for info in mg._info.values():
+        by_name.setdefault(info.node.name, info.node)
+    targets = []
+    for name in named:
+        node = by_name.get(name) if name else None
+        if node is not None:
+            targets.append([node])
+        elif name and mg.producer(name) is not None:
+            targets.append([mg.producer(name)])
+        elif name and mg.is_graph_input(name):
+            targets.append(mg.consumers(name))
+    for group in targets:
+        if not group or any(id(n) in chosen for n in group):
+            continue
+        goal = {id(n) for n in group}
+        parent = {id(n): None for n in chosen.values()}
+        frontier = list(chosen.values())
+        hit = None
+        for _ in range(NAMED_HOPS):
+            nxt = []
+            for node in frontier:  # grows while it is walked: no-op nodes join the level they were reached at
+                nbrs = [mg.producer(t) for t in _data_inputs(mg, node)]
+                nbrs += [c for t in node.output if t for c in mg.consumers(t)]
+                for other in nbrs:
+                    if other is None or id(other) in parent:
+                        continue
+                    if id(other) not in goal and arith.node(other):
+                        continue
+                    parent[id(other)] = node
+                    if id(other) in goal:
+                        hit = other
+                        break
+                    (frontier if _free(mg, table, other) else nxt).append(other)
+                if hit is not None or len(parent) > 20000:
+                    break
+            if hit is not None or len(parent) > 20000:
+                break
+            frontier = nxt
+        path = []
+        while hit is not None and id(hit) not in chosen:
+            path.append(hit)
+            hit = parent[id(hit)]
+        for n in reversed(path):
+            chosen[id(n)] = n
 
 
 # ---------------------------------------------------------------- layout
@@ -432,12 +687,13 @@ def render_svg(nb: Neighbourhood, d: Diagnostic, model_path: str) -> str:
     margin = 24
     head_h = len(head) * (LINE + 2) + 18
     width = max(gw + 2 * margin, 640)
-    legend_h = 28
+    legend_h = 46
     height = head_h + gh + 2 * margin + legend_h
     ox = (width - gw) / 2
     oy = head_h + margin
 
     out = [
+        MARK,
         (
             f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
             f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif" '
@@ -525,6 +781,8 @@ def render_svg(nb: Neighbourhood, d: Diagnostic, model_path: str) -> str:
             fill, stroke, sw, dash, rx = ("#fdecea", color, 3, "", 6) if v.culprit else ("#eef4fb", "#4a6d8c", 1.2, "", 6)
         elif v.kind == "elided":
             fill, stroke, sw, dash, rx = "#f6f8fa", "#afb8c1", 1, ' stroke-dasharray="4 3"', 6
+        elif v.kind == "value":
+            fill, stroke, sw, dash, rx = "#eef7ee", "#5a8f5a", 1.2, "", 2
         else:
             fill, stroke, sw, dash, rx = "#fff8e1", "#9a7d0a", 1.2, "", v.h / 2
         out.append(
@@ -542,7 +800,7 @@ def render_svg(nb: Neighbourhood, d: Diagnostic, model_path: str) -> str:
                 f'font-family="DejaVu Sans Mono, Menlo, Consolas, monospace" font-size="{FONT - 1}" fill="#57606a">{_esc(line)}</text>'
             )
         out.append("</g>")
-    ly = height - 12
+    ly = height - 30
     out.append(
         f'<g font-size="{FONT - 1}" fill="#57606a">'
         f'<rect x="16" y="{ly - 10}" width="14" height="12" rx="3" fill="#fdecea" stroke="{color}" stroke-width="2"/>'
@@ -553,7 +811,9 @@ def render_svg(nb: Neighbourhood, d: Diagnostic, model_path: str) -> str:
         f'<text x="172" y="{ly}">graph input/output</text>'
         f'<rect x="300" y="{ly - 10}" width="14" height="12" rx="3" fill="#f6f8fa" stroke="#afb8c1" stroke-dasharray="4 3"/>'
         f'<text x="320" y="{ly}">outside the picture</text>'
-        f'<text x="450" y="{ly}">edge labels: inferred shapes</text></g>'
+        f'<rect x="450" y="{ly - 10}" width="14" height="12" rx="2" fill="#eef7ee" stroke="#5a8f5a"/>'
+        f'<text x="470" y="{ly}">shape arithmetic, by value</text>'
+        f'<text x="16" y="{ly + 18}">edge labels: inferred shapes (batch, 8); shape vectors by value [batch, 16, 6]</text></g>'
     )
     out.append("</svg>")
     return "\n".join(out) + "\n"
@@ -587,7 +847,8 @@ def picture_for(mg, table, d: Diagnostic, model_path: str, up: int = 2, down: in
     node = _find_node(mg, d.node)
     if node is None:
         return None
-    return render_svg(neighbourhood(mg, table, node, up, down, tensor=d.tensor), d, model_path)
+    nb = neighbourhood(mg, table, node, up, down, tensor=d.tensor, named=_named_in(d.message))
+    return render_svg(nb, d, model_path)
 
 
 def _slug(path: str) -> str:
@@ -595,73 +856,205 @@ def _slug(path: str) -> str:
     return s.strip("_") or "model"
 
 
-def _pictures_of_file(args) -> list[tuple[int, str | None]]:
-    """(index, svg or None) for each finding of one file; runs in a worker."""
-    f, bindings, up, down = args
-    from .graph import ModelGraph
-    from .infer import infer
-    from .load import load_model
-
-    try:
-        mg = ModelGraph.from_model(load_model(f.path))
-        table = infer(mg, bindings)
-    except Exception as exc:  # noqa: BLE001 - no picture is never fatal
-        logger.warning("no pictures for %s: %s", f.path, exc)
-        return [(i, None) for i in range(len(f.diagnostics))]
-    out = []
-    for i, d in enumerate(f.diagnostics):
+def draw_pictures(result, up: int = 2, down: int = 2):
+    """Draw each finding's picture from the check result's graph and shapes (``d.picture``); returns ``result``."""
+    if result.error is not None or getattr(result, "graph", None) is None:
+        return result
+    for d in result.diagnostics:
         try:
-            out.append((i, picture_for(mg, table, d, f.path, up, down)))
-        except Exception:
-            logger.warning("no picture for %s %s", f.path, d.node, exc_info=True)
-            out.append((i, None))
-    return out
+            d.picture = picture_for(result.graph, result.table, d, result.path, up, down)
+        except Exception:  # noqa: BLE001 - no picture is never fatal
+            logger.warning("no picture for %s %s", result.path, d.node, exc_info=True)
+            d.picture = None
+    return result
+
+
+@dataclass
+class PictureHook:
+    """``check_paths(after=PictureHook())``: the pictures of each file, drawn right after its check."""
+
+    up: int = 2
+    down: int = 2
+
+    def __call__(self, result):
+        return draw_pictures(result, self.up, self.down)
+
+
+class Written(list):
+    """The pictures a run wrote (a list of paths); ``removed``: the stale ones of an earlier run it deleted."""
+
+    removed: list[Path]
+
+    def __init__(self, paths=(), removed=()):
+        super().__init__(paths)
+        self.removed = list(removed)
 
 
 def write_pictures(report: RunReport, out_dir: str | os.PathLike, bindings=None, jobs: int = 1, up: int = 2, down: int = 2,
-                   protect=()) -> list[Path]:
+                   protect=()) -> Written:
     """One SVG per finding under ``out_dir`` (``<model>/<n>-<CODE>.svg``), plus ``index.html``.
 
-    Each file is written atomically; none may be one of ``protect`` (the
-    checked models: a ``PermissionError`` then).  OSError when the folder
-    cannot be made or written.
+    The SVGs are the ones :class:`PictureHook` drew where each file was
+    checked (or, for a :class:`~shapelint.result.CheckResult` that still
+    holds its graph, drawn now); ``bindings`` and ``jobs`` are kept for
+    compatibility and unused.
+
+    The run replaces the pictures of the last one as a whole: every file is
+    first written (fsync'ed) into a temp folder inside ``out_dir``, then the
+    files are renamed into place, the index last, then the manifest
+    (:data:`MANIFEST`) records them, and only then are the pictures of an
+    earlier run that this one did not write again deleted.  A failure while
+    writing (a full device) leaves the folder as it was.  Only files
+    shapelint wrote are ever replaced or deleted: pictures carry
+    :data:`MARK`; any other file in the way is an error (``FileExistsError``),
+    and a user's other files are left alone.  No file may be one of
+    ``protect`` (the checked models: a ``PermissionError`` then).  OSError
+    when the folder cannot be made or written.
     """
     import errno
+    import shutil
+    import tempfile
 
-    from .safeio import atomic_write
-
-    def write(target: Path, text: str) -> None:
-        if target in protect:
-            raise PermissionError(errno.EPERM, f"{target} is one of the checked models: never overwritten")
-        atomic_write(target, text)
+    from . import safeio
 
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
     todo: list[FileReport] = [f for f in report.files if f.error is None and f.diagnostics]
-    work = [(f, bindings, up, down) for f in todo]
-    if jobs > 1 and len(work) > 1:
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(max_workers=min(jobs, len(work))) as pool:
-            results = list(pool.map(_pictures_of_file, work))
-    else:
-        results = [_pictures_of_file(w) for w in work]
-    written: list[Path] = []
+    plan: list[tuple[str, str]] = []  # (path relative to root, text)
     rows = []
-    for f, pics in zip(todo, results):
-        folder = root / _slug(f.path)
-        for i, svg in pics:
-            d = f.diagnostics[i]
+    slugs: set[str] = set()
+    for f in todo:
+        if getattr(f, "graph", None) is not None and all(d.picture is None for d in f.diagnostics):
+            draw_pictures(f, up, down)  # a check result still holding its graph (the API)
+        slug = base = _slug(f.path)
+        n = 1
+        while slug in slugs:  # a/b.onnx and a_b.onnx: two folders, not one picture over the other
+            n += 1
+            slug = f"{base}-{n}"
+        slugs.add(slug)
+        for i, d in enumerate(f.diagnostics):
+            svg = d.picture
             if svg is None:
                 rows.append((f.path, d, None))
                 continue
-            folder.mkdir(parents=True, exist_ok=True)
-            target = folder / f"{i + 1:02d}-{d.rule}.svg"
-            write(target, svg)
-            written.append(target)
-            rows.append((f.path, d, target.relative_to(root).as_posix()))
-    write(root / "index.html", _index(rows))
-    return written
+            rel = f"{slug}/{i + 1:02d}-{d.rule}.svg"
+            plan.append((rel, svg if svg.startswith(MARK) else f"{MARK}\n{svg}"))
+            rows.append((f.path, d, rel))
+    plan.append((INDEX, _index(rows)))
+    new = {rel for rel, _ in plan}
+    before = _earlier_pictures(root)
+    for rel, _ in plan:  # nothing is written until every target is known to be free or ours
+        target = root / rel
+        if target in protect:
+            raise PermissionError(errno.EPERM, f"{target} is one of the checked models: never overwritten")
+        if os.path.lexists(target) and not _is_ours(target, follow=True):
+            raise FileExistsError(errno.EEXIST, f"{target} is not a file shapelint wrote: not overwritten (move it, "
+                                                f"or choose another folder)")
+    stage = Path(tempfile.mkdtemp(dir=root, prefix=".shapelint-pictures-", suffix=".tmp"))
+    try:
+        staged = []
+        for k, (rel, text) in enumerate(plan):
+            tmp = stage / f"{k}.part"
+            safeio.atomic_write(tmp, text)
+            staged.append((tmp, rel, text))
+        for rel in sorted({str(Path(rel).parent) for rel in new} - {"."}):
+            (root / rel).mkdir(exist_ok=True)
+        for tmp, rel, text in staged:  # renames only: the index, written last, names pictures that exist
+            target = safeio.atomic_target(root / rel)
+            try:
+                safeio.replace_from(tmp, target)
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:  # a model folder linked to another device: written there directly
+                    raise
+                safeio.atomic_write(target, text)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    safeio.atomic_write(root / MANIFEST, json.dumps(
+        {"tool": "shapelint", "what": "pictures written by `shapelint check --graph`; its next run replaces them",
+         "files": sorted(new)}, indent=1) + "\n")
+    removed = []
+    for rel in sorted(before - new):
+        path = root / rel
+        if rel == INDEX or path in protect or not _is_ours(path, follow=False):
+            continue
+        try:
+            os.unlink(path)
+        except OSError:
+            continue
+        removed.append(path)
+        with contextlib.suppress(OSError):  # a model with no finding left: its folder goes, when empty
+            if path.parent != root:
+                path.parent.rmdir()
+    return Written([root / rel for rel, _ in plan if rel != INDEX], removed)
+
+
+#: the first line of every picture shapelint writes (and the index's, after its doctype): how a later run
+#: knows the file is its own
+MARK = "<!-- shapelint picture: drawn by shapelint check into its graph folder, replaced by its next run there -->"
+INDEX = "index.html"
+#: the list of the files the last run wrote, in the pictures' folder
+MANIFEST = ".shapelint-pictures.json"
+_PICTURE_NAME = re.compile(r"\d{2,}-[A-Za-z][A-Za-z0-9_.-]*\.svg")
+_OLD_INDEX = b"<title>shapelint findings</title>"  # an index written before the mark
+_OLD_PICTURE = re.compile(  # a picture drawn before the mark: its opening tag and title, exactly as drawn then
+    rb'<svg xmlns="http://www.w3.org/2000/svg" width="\d+" height="\d+" viewBox="0 0 \d+ \d+" '
+    rb'font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="12">\n<title>[^<\n]* at [^<\n]* in ')
+
+
+def _head(path: Path, follow: bool) -> bytes | None:
+    """The first bytes of ``path``, a regular file (a symlink too when ``follow``); None for anything else."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    if not follow:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return os.read(fd, 4096)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _is_ours(path: Path, follow: bool) -> bool:
+    head = _head(path, follow)
+    if head is None:
+        return False
+    if head.startswith(MARK.encode()):
+        return True
+    if path.name == INDEX:  # its mark follows the doctype
+        return MARK.encode() in head or _OLD_INDEX in head
+    return _PICTURE_NAME.fullmatch(path.name) is not None and _OLD_PICTURE.match(head) is not None
+
+
+def _earlier_pictures(root: Path) -> set[str]:
+    """Paths (relative to ``root``) of the pictures an earlier run wrote: the manifest's, and any
+    ``<model>/<n>-<CODE>.svg`` carrying :data:`MARK` (a run stopped before it wrote its manifest)."""
+    from .safeio import read_regular
+
+    found: set[str] = set()
+    try:
+        listed = json.loads(read_regular(root / MANIFEST, limit=1 << 24)).get("files", [])
+    except (OSError, ValueError, AttributeError):
+        listed = []
+    for rel in listed if isinstance(listed, list) else []:
+        parts = Path(rel).parts if isinstance(rel, str) else ()
+        if 1 <= len(parts) <= 2 and not Path(rel).is_absolute() and all(p not in ("..", ".") for p in parts):
+            found.add(Path(rel).as_posix())
+    try:
+        subs = [p for p in root.iterdir() if not p.name.startswith(".") and p.is_dir() and not p.is_symlink()]
+    except OSError:
+        subs = []
+    for sub in subs:
+        try:
+            found.update(f"{sub.name}/{p.name}" for p in sub.iterdir() if _PICTURE_NAME.fullmatch(p.name))
+        except OSError:
+            continue
+    return {rel for rel in found if _is_ours(root / rel, follow=False)}
 
 
 def _index(rows) -> str:
@@ -673,7 +1066,7 @@ def _index(rows) -> str:
         else:
             items.append(f'<li>{head}<br><a href="{_esc(rel)}"><img src="{_esc(rel)}" alt="{_esc(d.rule)}" style="max-width:100%"></a></li>')
     return (
-        '<!doctype html><meta charset="utf-8"><title>shapelint findings</title>'
+        f'<!doctype html>{MARK}<meta charset="utf-8"><title>shapelint findings</title>'
         "<style>body{font-family:sans-serif;margin:2em}li{margin:1.5em 0}img{border:1px solid #ddd}</style>"
         f"<h1>shapelint: {len(rows)} finding{'s' if len(rows) != 1 else ''}</h1><ol>{''.join(items)}</ol>\n"
     )

@@ -69,14 +69,44 @@ def test_sarif_rules_have_stable_ids_and_docs(mixed_run, rules):
         assert descriptors[result["ruleIndex"]]["id"] == result["ruleId"]
 
 
-def test_sarif_locations_prefer_the_exporter_source_line():
-    log = to_sarif(RunReport([FileReport("models/m.onnx", [diag(source="enc.fc (model.py:42)"), diag(node="/b")])]))
-    located, plain = log["runs"][0]["results"]
+def test_sarif_locations_prefer_the_exporter_source_line_when_it_is_in_the_repository(tmp_path):
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "model.py").write_text("# the exporter's module\n")
+    model = str(tmp_path / "models" / "m.onnx")
+    log = to_sarif(RunReport([FileReport(model, [diag(source="enc.fc (src/model.py:42)"), diag(node="/b")])]))
+    run = log["runs"][0]
+    assert run["originalUriBaseIds"] == {"%SRCROOT%": {"uri": tmp_path.resolve().as_uri() + "/"}}
+    located, plain = run["results"]
     phys = located["locations"][0]["physicalLocation"]
-    assert phys == {"artifactLocation": {"uri": "model.py"}, "region": {"startLine": 42}}
-    assert located["relatedLocations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "models/m.onnx"
+    assert phys == {"artifactLocation": {"uri": "src/model.py", "uriBaseId": "%SRCROOT%"}, "region": {"startLine": 42}}
+    assert located["relatedLocations"][0]["physicalLocation"]["artifactLocation"] == {"uri": "models/m.onnx", "uriBaseId": "%SRCROOT%"}
     assert located["locations"][0]["logicalLocations"][0]["name"] == "/fc/MatMul"
-    assert plain["locations"][0]["physicalLocation"] == {"artifactLocation": {"uri": "models/m.onnx"}}
+    assert plain["locations"][0]["physicalLocation"] == {"artifactLocation": {"uri": "models/m.onnx", "uriBaseId": "%SRCROOT%"}}
+
+
+def test_sarif_keeps_the_model_primary_when_the_source_file_is_not_in_the_repository(tmp_path):
+    (tmp_path / ".git").mkdir()
+    model = str(tmp_path / "m.onnx")
+    diags = [diag(source="enc.fc (model.py:42)"), diag(node="/b", source="x (/usr/lib/python3/site-packages/torch/nn/x.py:7)")]
+    absent, outside = to_sarif(RunReport([FileReport(model, diags)]))["runs"][0]["results"]
+    for result in (absent, outside):
+        assert result["locations"][0]["physicalLocation"] == {"artifactLocation": {"uri": "m.onnx", "uriBaseId": "%SRCROOT%"}}
+    rel = absent["relatedLocations"][0]["physicalLocation"]
+    assert rel == {"artifactLocation": {"uri": "model.py"}, "region": {"startLine": 42}}
+    rel = outside["relatedLocations"][0]["physicalLocation"]
+    assert rel["artifactLocation"]["uri"].startswith("file:///usr/lib/") and "uriBaseId" not in rel["artifactLocation"]
+
+
+def test_sarif_root_is_the_config_folder_outside_a_repository(tmp_path):
+    from shapelint.report.locations import repository_root
+
+    (tmp_path / "shapelint.toml").write_text("")
+    model = tmp_path / "sub" / "m.onnx"
+    root = repository_root([str(model)], config_path=tmp_path / "shapelint.toml")
+    assert root == tmp_path.resolve()
+    run = to_sarif(RunReport([FileReport(str(model), [diag()])]), root=root)["runs"][0]
+    assert run["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"] == {"uri": "sub/m.onnx", "uriBaseId": "%SRCROOT%"}
 
 
 def test_sarif_fingerprints_are_stable_and_ignore_message_numbers():

@@ -25,7 +25,7 @@ Keras: ``GlobalAveragePooling1D(data_format="channels_first")`` on
 pooled = out.mean(dim=1)       # (batch, hidden): mean over time
 ```
 Keras: ``GlobalAveragePooling1D()`` (channels_last) or ``ops.mean(x,
-axis=1)``; the seed article's ``tf.reduce_mean(output_dense_sequence,
+axis=1)``; in TensorFlow ``tf.reduce_mean(output_dense_sequence,
 axis=1)``.  The attached edit reduces over the time axis instead.
 
 ## Options

@@ -32,7 +32,7 @@ Nothing fails: the element count is right and the model runs.  But a
 ``(N, C, H, W)`` map stored channel-major is read back as ``H*W`` "steps" of
 ``C`` values that are runs of one channel's pixels, so step ``k`` mixes
 channels of several positions.  The LSTM learns from scrambled input and the
-accuracy quietly suffers.  It is the seed article's Example 1 (Keras
+accuracy quietly suffers.  It is the classic CNN-to-LSTM mistake (Keras
 ``Reshape((H*W, C))``) applied to a channels-first map.
 
 ## Example

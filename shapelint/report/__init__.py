@@ -10,12 +10,16 @@ FORMATS = ("text", "json", "sarif", "github")
 __all__ = ["render_text", "render_json", "render_sarif", "render_github", "FORMATS", "render"]
 
 
-def render(report, fmt: str, rules=(), **kw) -> str:
-    """``report`` in ``fmt``; ``rules`` (the classes that ran) feed SARIF's rule descriptors."""
+def render(report, fmt: str, rules=(), root=None, **kw) -> str:
+    """``report`` in ``fmt``; ``rules`` (the classes that ran) feed SARIF's rule descriptors.
+
+    ``root``: the repository root SARIF and GitHub paths are relative to
+    (default: found from the first file, see :mod:`shapelint.report.locations`).
+    """
     if fmt == "json":
         return render_json(report)
     if fmt == "sarif":
-        return render_sarif(report, rules)
+        return render_sarif(report, rules, root=root)
     if fmt == "github":
-        return render_github(report)
+        return render_github(report, root=root)
     return render_text(report, **kw)

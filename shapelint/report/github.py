@@ -1,8 +1,11 @@
 """GitHub Actions workflow commands (``shapelint check --format github``).
 
-One ``::error``/``::warning``/``::notice`` line per finding, on the .onnx
-file (a path that exists in the repository; the exporter's source line goes
-in the message), titled with the rule code.  Escaping follows
+One ``::error``/``::warning``/``::notice`` line per finding, titled with the
+rule code.  Paths are relative to the repository root (as SARIF's, see
+:mod:`shapelint.report.locations`); the annotation sits on the exporter's
+source line when that file exists in the repository (the model's path then
+goes in the message), otherwise on the .onnx file (the recorded source goes
+in the message).  Escaping follows
 ``@actions/core``: ``%``, CR and LF in the message; additionally ``:`` and
 ``,`` in properties.
 
@@ -15,6 +18,7 @@ in the message), titled with the rule code.  Escaping follows
 from __future__ import annotations
 
 from ..diagnostics import RunReport
+from .locations import Locator, repository_root
 
 __all__ = ["escape_data", "escape_property", "render_github"]
 
@@ -34,10 +38,11 @@ def _command(kind: str, props: dict[str, str], message: str) -> str:
     return f"::{kind} {head}::{escape_data(message)}"
 
 
-def render_github(report: RunReport) -> str:
+def render_github(report: RunReport, root=None) -> str:
+    locator = Locator(root if root is not None else repository_root([f.path for f in report.files[:1]]))
     lines = []
     for f in report.files:
-        path = f.path.replace("\\", "/")
+        path = locator.relative(f.path) or f.path.replace("\\", "/")
         if f.error is not None:
             lines.append(_command("error", {"file": path, "title": "shapelint"}, f"could not be checked: {f.error}"))
             continue
@@ -45,7 +50,13 @@ def render_github(report: RunReport) -> str:
             text = f"{d.node}: {d.message}" if d.node else d.message
             if d.fix:
                 text += f"\nfix: {d.fix}"
-            if d.source:
-                text += f"\nsource: {d.source}"
-            lines.append(_command(_COMMAND[d.severity], {"file": path, "title": d.rule}, text))
+            where = locator.source_in_repo(d.source, f.path)
+            if where is not None:
+                text += f"\nmodel: {path}"
+                props = {"file": where[0], "line": where[1], "title": d.rule}
+            else:
+                if d.source:
+                    text += f"\nsource: {d.source}"
+                props = {"file": path, "title": d.rule}
+            lines.append(_command(_COMMAND[d.severity], props, text))
     return "\n".join(lines)

@@ -2,9 +2,15 @@
 
 - ``ruleId`` is the rule code; each rule's descriptor carries its summary,
   its doc (markdown, the ``shapelint explain`` text) and its origin.
-- A result sits on the exporter's source line when the model recorded one
-  (``file.py:LINE`` in the diagnostic's ``source``), with the .onnx file as a
-  related location; otherwise on the .onnx file.  The ONNX node is the
+- Artifact URIs are relative to the repository root (``uriBaseId``
+  ``%SRCROOT%``, declared in ``originalUriBaseIds``): the git top level of
+  the first model, else the configuration file's folder, else the working
+  directory (:mod:`shapelint.report.locations`).  A file outside the root
+  gets an absolute ``file://`` URI.
+- A result sits on the exporter's source line (``file.py:LINE`` in the
+  diagnostic's ``source``) when that file exists inside the root, with the
+  .onnx file as a related location; otherwise on the .onnx file, with the
+  recorded source line as a related location.  The ONNX node is the
   result's logical location.
 - ``partialFingerprints["shapelintFingerprint/v1"]`` hashes rule, path, node
   and tensor (never the message, whose numbers change between exports), plus
@@ -23,46 +29,42 @@ from pathlib import Path
 
 from .. import __version__
 from ..diagnostics import Diagnostic, RunReport
+from .locations import Locator, repository_root, source_line
 
 __all__ = ["SCHEMA_URI", "artifact_uri", "render_sarif", "source_line", "to_sarif"]
 
 SCHEMA_URI = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 FINGERPRINT_KEY = "shapelintFingerprint/v1"
+SRCROOT = "%SRCROOT%"
 _LEVEL = {"error": "error", "warning": "warning", "info": "note"}
-_SOURCE_LINE = re.compile(r"([\w./\\-]+\.py):(\d+)")
 
 
-def source_line(source: str | None) -> tuple[str, int] | None:
-    """The ``file.py:LINE`` an exporter recorded, if ``source`` holds one.
-
-    >>> source_line("encoder.lstm (model.py:42)")
-    ('model.py', 42)
-    >>> source_line("encoder.lstm") is None
-    True
-    """
-    if not source:
-        return None
-    m = _SOURCE_LINE.search(source)
-    if m is None or int(m.group(2)) < 1:
-        return None
-    return m.group(1), int(m.group(2))
-
-
-def artifact_uri(path: str) -> str:
-    """A relative posix URI for paths under the working directory, else a ``file://`` URI.
-
-    >>> artifact_uri("models/a b.onnx")
-    'models/a%20b.onnx'
-    """
+def _quote(posix: str) -> str:
     from urllib.parse import quote
 
-    p = Path(path)
-    if p.is_absolute():
-        try:
-            p = p.resolve().relative_to(Path.cwd().resolve())
-        except ValueError:
-            return p.resolve().as_uri()
-    return quote(os.fsencode(p.as_posix()))  # bytes: a name that is not UTF-8 (b"\xff" as "\udcff") is %FF
+    return quote(os.fsencode(posix))  # bytes: a name that is not UTF-8 (b"\xff" as "\udcff") is %FF
+
+
+def artifact_uri(path: str, locator: Locator | None = None) -> str:
+    """The URI of ``path``: relative to the root when inside it (to be read against ``%SRCROOT%``), else ``file://``.
+
+    >>> artifact_uri("models/a b.onnx", Locator(os.getcwd()))
+    'models/a%20b.onnx'
+    """
+    locator = locator or Locator(os.getcwd())
+    rel = locator.relative(path)
+    if rel is not None:
+        return _quote(rel)
+    p = Path(os.path.abspath(path))
+    try:
+        return p.resolve().as_uri()
+    except (OSError, ValueError, RuntimeError):
+        return _quote(p.as_posix())
+
+
+def _artifact(path: str, locator: Locator) -> dict:
+    uri = artifact_uri(path, locator)
+    return {"uri": uri, "uriBaseId": SRCROOT} if locator.relative(path) is not None else {"uri": uri}
 
 
 def _fingerprint(d: Diagnostic, path: str, ordinal: int) -> str:
@@ -105,8 +107,8 @@ def _message(d: Diagnostic) -> str:
     return text
 
 
-def _location(uri: str, line: int | None = None, message: str | None = None) -> dict:
-    phys = {"artifactLocation": {"uri": uri}}
+def _location(artifact: dict, line: int | None = None, message: str | None = None) -> dict:
+    phys = {"artifactLocation": artifact}
     if line is not None:
         phys["region"] = {"startLine": line}
     loc = {"physicalLocation": phys}
@@ -115,8 +117,24 @@ def _location(uri: str, line: int | None = None, message: str | None = None) -> 
     return loc
 
 
-def to_sarif(report: RunReport, rules=()) -> dict:
-    """The SARIF log of ``report``; ``rules`` are the rule classes that ran (for descriptors)."""
+def _recorded_source(file: str) -> dict:
+    """The artifact of a source file the exporter recorded that is not in the repository."""
+    file = file.replace("\\", "/")
+    if os.path.isabs(file):
+        try:
+            return {"uri": Path(file).as_uri()}
+        except ValueError:
+            pass
+    return {"uri": _quote(file)}
+
+
+def to_sarif(report: RunReport, rules=(), root: str | os.PathLike | None = None) -> dict:
+    """The SARIF log of ``report``; ``rules`` are the rule classes that ran (for descriptors).
+
+    ``root`` is the repository root the URIs are relative to (default:
+    :func:`~shapelint.report.locations.repository_root` of the first file).
+    """
+    locator = Locator(root if root is not None else repository_root([f.path for f in report.files[:1]]))
     descriptors = {cls.code: _descriptor(cls) for cls in rules}
     for d in report.diagnostics:  # a finding of a rule not passed in still gets a descriptor
         descriptors.setdefault(
@@ -127,10 +145,11 @@ def to_sarif(report: RunReport, rules=()) -> dict:
     index = {code: i for i, code in enumerate(order)}
     results, notifications = [], []
     for f in report.files:
-        uri = artifact_uri(f.path)
+        model = _artifact(f.path, locator)
+        uri = model["uri"]
         if f.error is not None:
             notifications.append(
-                {"level": "error", "message": {"text": f"{f.path}: could not be checked: {f.error}"}, "locations": [_location(uri)]}
+                {"level": "error", "message": {"text": f"{f.path}: could not be checked: {f.error}"}, "locations": [_location(model)]}
             )
             continue
         seen: Counter = Counter()
@@ -138,7 +157,8 @@ def to_sarif(report: RunReport, rules=()) -> dict:
             k = (d.rule, d.node, d.tensor)
             ordinal = seen[k]
             seen[k] += 1
-            where = source_line(d.source)
+            where = locator.source_in_repo(d.source, f.path)
+            recorded = source_line(d.source) if where is None else None
             result = {
                 "ruleId": d.rule,
                 "ruleIndex": index[d.rule],
@@ -148,10 +168,14 @@ def to_sarif(report: RunReport, rules=()) -> dict:
                 "properties": {k: v for k, v in (("model", f.path), ("node", d.node), ("opType", d.op_type), ("tensor", d.tensor)) if v},
             }
             if where is not None:
-                result["locations"] = [_location(where[0].replace(os.sep, "/"), where[1])]
-                result["relatedLocations"] = [{"id": 0, **_location(uri, message=f"the model: {f.path}")}]
+                result["locations"] = [_location({"uri": _quote(where[0]), "uriBaseId": SRCROOT}, where[1])]
+                result["relatedLocations"] = [{"id": 0, **_location(model, message=f"the model: {f.path}")}]
             else:
-                result["locations"] = [_location(uri)]
+                result["locations"] = [_location(model)]
+                if recorded is not None:
+                    result["relatedLocations"] = [{"id": 0, **_location(
+                        _recorded_source(recorded[0]), recorded[1],
+                        message=f"the exporter's source line (not in the repository): {recorded[0]}:{recorded[1]}")}]
             if d.node:
                 result["locations"][0]["logicalLocations"] = [
                     {"name": d.node, "fullyQualifiedName": f"{f.path}::{d.node}", "kind": "function"}
@@ -174,6 +198,7 @@ def to_sarif(report: RunReport, rules=()) -> dict:
                     }
                 },
                 "invocations": [invocation],
+                "originalUriBaseIds": {SRCROOT: {"uri": locator.root.as_uri() + "/"}},
                 "results": results,
                 "columnKind": "unicodeCodePoints",
             }
@@ -181,5 +206,5 @@ def to_sarif(report: RunReport, rules=()) -> dict:
     }
 
 
-def render_sarif(report: RunReport, rules=()) -> str:
-    return json.dumps(to_sarif(report, rules), indent=2)
+def render_sarif(report: RunReport, rules=(), root=None) -> str:
+    return json.dumps(to_sarif(report, rules, root=root), indent=2)

@@ -1,4 +1,15 @@
-"""Terminal output: one finding a line, then its fix and source."""
+"""Terminal output: one finding a line, then its fix and source.
+
+``path: node [CODE] severity: message``, with ``[*]`` after the code when
+``shapelint fix`` can repair the finding (the rule attached a
+machine-applicable edit).  The severity is written out, so piped output
+without colour says as much as the terminal's.
+
+>>> from shapelint.diagnostics import Diagnostic, FileReport, RunReport
+>>> d = Diagnostic("SL205", "batchwise-recurrent-layout", "warning", "/lstm", "LSTM", None, "batch-first input", fixable=True)
+>>> print(render_text(RunReport([FileReport("m.onnx", [d])]), quiet=True))
+m.onnx: /lstm [SL205] [*] warning: batch-first input
+"""
 
 from __future__ import annotations
 
@@ -22,7 +33,9 @@ def render_text(report: RunReport, color: bool = False, show_fix: bool = True, q
         for d in f.diagnostics:
             where = d.node or (f"<{d.op_type}>" if d.op_type else "<graph>")
             code = style(f"[{d.rule}]", fg=_COLORS[d.severity], bold=True)
-            lines.append(f"{style(f.path, bold=True)}: {where} {code} {d.message}")
+            fixable = f" {style('[*]', fg='cyan')}" if getattr(d, "fixable", False) else ""
+            severity = style(f"{d.severity}:", fg=_COLORS[d.severity])
+            lines.append(f"{style(f.path, bold=True)}: {where} {code}{fixable} {severity} {d.message}")
             if show_fix and d.fix:
                 lines.append(f"    fix: {d.fix}")
             if d.source:
@@ -65,5 +78,9 @@ def runtime_lines(f, style=lambda s, **_: s) -> list[str]:
     body = "; ".join(runs) if runs else "not run"
     tail = f"{rt['tensors_compared']} tensor shapes compared, {rt['disagreements']} disagree ({rt['seconds']:.2f}s)"
     out = [f"{style(f.path, bold=True)}: {head}: {body}; {tail}"]
+    for b in rt["bindings"]:  # why verify chose each size
+        if b.get("why"):
+            label = ", ".join(f"{k}={v}" for k, v in b["dims"].items()) or "static shapes"
+            out.append(f"    binding {label}: {'; '.join(b['why'])}")
     out.extend(f"    note: {n}" for n in rt.get("notes", ()))
     return out
