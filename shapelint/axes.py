@@ -49,6 +49,7 @@ they never re-derive axes.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from typing import Iterable, Iterator
@@ -257,8 +258,8 @@ class State:
 def _eq(a: Dim, b: Dim) -> bool:
     if a is None or b is None:
         return False
-    if type(a) is int and type(b) is int:
-        return a == b
+    if a is b or (type(a) is int and type(b) is int):
+        return a == b  # one object is equal to itself: the sympy comparison would say so, slower
     return compare(a, b).relation == Relation.EQUAL
 
 
@@ -289,6 +290,12 @@ def _divides(p: Dim, q: Dim) -> str:
         return "unknown"
     if type(p) is int and type(q) is int:
         return "yes" if p and q % p == 0 else "no"
+    return _divides_symbolic(p, q)
+
+
+@functools.lru_cache(maxsize=65536)
+def _divides_symbolic(p: Dim, q: Dim) -> str:
+    """:func:`_divides` where a side is symbolic (pure, so cached: every block of a model asks the same)."""
     r = ratio(q, p)
     if r is None:
         return "unknown"
@@ -941,6 +948,7 @@ class AxisMap:
         self._axes[t] = tuple(self.new(kind, d, t, k, node) if d != 1 else () for k, d in enumerate(shape))
 
     def _walk(self, nodes: Iterable[onnx.NodeProto]) -> None:
+        axes, steps, step_seq = self._axes, self._steps, self._step_seq
         for node in nodes:
             try:
                 outs = self._transfer(node)
@@ -948,60 +956,71 @@ class AxisMap:
                     sympy.PolynomialError) as exc:  # a malformed node: say nothing about its outputs
                 logger.debug("axes: %s %s: %s", node.op_type, node.name, exc)
                 outs = None
+            # the node's fields once, as Python objects (each protobuf access builds a new container)
+            op, ins, out_names = node.op_type, tuple(node.input), tuple(node.output)
             if outs is None:
-                self.unfollowed[node.op_type] = self.unfollowed.get(node.op_type, 0) + 1
-                outs = [self._opaque(node, o) for o in node.output]
-            for o, a in zip(node.output, outs):
-                if o and o not in self._axes:
+                self.unfollowed[op] = self.unfollowed.get(op, 0) + 1
+                outs = [self._opaque(node, o) for o in out_names]
+            for o, a in zip(out_names, outs):
+                if o and o not in axes:
                     self._set(o, a)
-            self._propagate_values(node)
-            for o in node.output:
-                if o and o in self._steps and o not in self._step_seq:
-                    same = next((i for i in node.input if i and i in self._step_seq and self._steps.get(i) == self._steps[o]),
-                                None)  # handed on (a Transpose of a step), else read here: later reads, later steps
-                    self._step_seq[o] = self._step_seq[same] if same is not None else len(self._step_seq)
-            self._propagate_step(node)
-            self._propagate_origin(node)
+            self._propagate_values(op, ins, out_names)
+            if steps:
+                for o in out_names:
+                    if o and o in steps and o not in step_seq:
+                        same = next((i for i in ins if i and i in step_seq and steps.get(i) == steps[o]),
+                                    None)  # handed on (a Transpose of a step), else read here: later reads, later steps
+                        step_seq[o] = step_seq[same] if same is not None else len(step_seq)
+            self._propagate_step(op, ins, out_names)
+            if self._origin:
+                self._propagate_origin(op, ins, out_names)
             if self._unit_dir:
                 self._propagate_unit_dir(node)
 
-    def _propagate_origin(self, node) -> None:
+    def _propagate_origin(self, op: str, ins: tuple, out_names: tuple) -> None:
         """An output axis that is one of the data input's axes, unchanged, keeps where that axis was formed."""
-        if not node.input or not node.input[0] or node.op_type in ("Reshape", "Flatten", "Squeeze", "Unsqueeze"):
+        if not ins or not ins[0] or op in ("Reshape", "Flatten", "Squeeze", "Unsqueeze"):
             return
-        src = node.input[0]
+        src = ins[0]
         x = self._axes.get(src)
         if not x:
             return
-        for o in node.output:
+        origin = self._origin
+        for o in out_names:
             a = self._axes.get(o) if o else None
             if not a:
                 continue
             for k, ax in enumerate(a):
-                if ax == () or (o, k) in self._origin:
+                if ax == () or (o, k) in origin:
                     continue
-                j = next((j for j, b in enumerate(x) if b == ax), None)
-                if j is not None and (src, j) in self._origin:
-                    self._origin[(o, k)] = self._origin[(src, j)]
+                try:
+                    j = x.index(ax)  # the first equal axis (== as below, in C)
+                except ValueError:
+                    continue
+                if (src, j) in origin:
+                    origin[(o, k)] = origin[(src, j)]
 
-    def _propagate_step(self, node) -> None:
+    def _propagate_step(self, op: str, ins: tuple, out_names: tuple) -> None:
         """An op on one step (whatever its other operands: weights, a state, a whole tensor) gives that same
         step; one that joins step t with what was computed from earlier steps of the same axis (a carried
         state) gives step t; steps of two different axes give none."""
-        if not node.output or not node.output[0] or node.output[0] in self._steps:
+        steps = self._steps
+        if not out_names or not out_names[0] or out_names[0] in steps:
             return
-        if node.op_type in ("Concat", "Shape", "Size"):
+        if op in ("Concat", "Shape", "Size"):
             return
-        reads = node.input
-        if node.op_type in ("Gather", "Slice", "Split"):  # a part of one step (its features) is that step
-            if any(t and not self.is_weight(t) for t in node.input[1:]):
+        reads = ins
+        if op in ("Gather", "Slice", "Split"):  # a part of one step (its features) is that step
+            if any(t and not self.is_weight(t) for t in ins[1:]):
                 return
-            reads = node.input[:1]
+            reads = ins[:1]
+        if not steps:
+            return  # no step anywhere yet: none to hand on
         step, seq = None, -1
         for t in reads:
             if not t:
                 continue
-            st = self._steps.get(t)
+            st = steps.get(t)
             if st is not None:
                 if step is not None:
                     if st[0] != step[0] or st[2:] != step[2:]:
@@ -1012,23 +1031,23 @@ class AxisMap:
                 step, seq = st, self._step_seq.get(t, -1)
             # any other operand (a weight, a state input, a whole tensor) leaves this step's identity alone
         if step is not None:
-            for o in node.output:
+            for o in out_names:
                 if o:
-                    self._steps[o] = step
+                    steps[o] = step
                     self._step_seq[o] = seq
 
-    def _propagate_values(self, node) -> None:
+    def _propagate_values(self, op: str, ins: tuple, out_names: tuple) -> None:
         """Shape vectors through the ops exporters build them with (Unsqueeze, Cast, Mul of two sizes...)."""
-        if not node.input or not node.output or not node.output[0] or node.output[0] in self._values:
+        values = self._values
+        if not ins or not out_names or not out_names[0] or not values or out_names[0] in values:
             return
-        op = node.op_type
-        v = self._values.get(node.input[0])
+        v = values.get(ins[0])
         if op in ("Unsqueeze", "Squeeze", "Cast", "Identity", "Reshape", "Flatten") and v is not None:
-            self._values[node.output[0]] = v
-        elif op == "Mul" and len(node.input) == 2:
-            w = self._values.get(node.input[1])
+            values[out_names[0]] = v
+        elif op == "Mul" and len(ins) == 2:
+            w = values.get(ins[1])
             if v is not None and w is not None and len(v) == len(w) == 1 and v[0] and w[0]:
-                self._values[node.output[0]] = (tuple(v[0]) + tuple(w[0]),)
+                values[out_names[0]] = (tuple(v[0]) + tuple(w[0]),)
 
     def _in(self, node, i: int) -> tuple | None:
         if i >= len(node.input) or not node.input[i]:
@@ -1045,7 +1064,8 @@ class AxisMap:
     def _const(self, t: str):
         if not t:
             return None
-        v = self.graph.const(t)
+        cache = self.graph._const_cache  # graph.const's own memo, read without the call (hot: is_weight)
+        v = cache[t] if t in cache else self.graph.const(t)
         return v if v is not None else self.table.get(t).const
 
     def is_weight(self, t: str, _depth: int = 0) -> bool:
@@ -1064,7 +1084,11 @@ class AxisMap:
             elif p.op_type in ("Shape", "Size") or not p.input:
                 out = True
             else:  # with what a subgraph reads from outside
-                out = all(self.is_weight(i, _depth + 1) for i in self.graph.reads(p) if i)
+                out = True
+                for i in self.graph.reads(p):
+                    if i and not self.is_weight(i, _depth + 1):
+                        out = False
+                        break
         self._weight[t] = out
         return out
 

@@ -1,9 +1,20 @@
-"""Benchmark: shapelint ``check`` against onnx and onnxruntime shape inference on large models.
+"""Benchmark: shapelint ``check`` against onnx's C++ shape inference, speed, memory and start-up.
 
 Run by hand (pytest ignores ``tests/benchmarks``)::
 
-    python tests/benchmarks/bench.py                 # everything, ~30-60 min on 2 cores
-    python tests/benchmarks/bench.py --only scale    # one part: transformer, synthetic, external, scale, jobs, profile
+    python tests/benchmarks/bench.py --quick         # a few minutes on 2 cores: while developing
+    python tests/benchmarks/bench.py                 # the full run (~15-30 min on 2 cores)
+    python tests/benchmarks/bench.py --only startup,gpt2   # parts: startup, chain, gpt2, synthetic,
+                                                           # external (default); scale, jobs, profile, ort
+
+What it prints, every figure from the same run:
+
+* per model: shapelint ``check`` time, onnx load + ``infer_shapes(data_prop=True)`` time, their
+  ratio, and the peak RSS of each;
+* the marginal cost per node between GPT-2 with 12 and with 128 layers, for both tools (start-up and
+  one-time costs cancel out: ``(t128 - t12) / (nodes128 - nodes12)``);
+* start-up, whole processes: ``shapelint --version`` and ``shapelint check`` of a 40-node model against
+  ``python -c "import onnx; onnx.load(M)"`` on the same model.
 
 Every measurement runs the tool in a fresh child process (``--repeat`` runs per
 tool, alternating, the fastest counted): the child times the
@@ -12,20 +23,25 @@ reads the child's peak RSS from ``os.wait4`` (``ru_maxrss``).  Tools:
 
 * ``shapelint``: ``shapelint.check.check(path)``: load (graph only), infer, all rules;
 * ``onnx``: ``onnx.load(path)`` + ``onnx.shape_inference.infer_shapes(model, data_prop=True)``;
-* ``ort-sym``: ``onnx.load(path)`` + onnxruntime's
+* ``ort-sym`` (``--only ort``, or in the full run): ``onnx.load(path)`` + onnxruntime's
   ``SymbolicShapeInference.infer_shapes(model, auto_merge=True)``.
 
 Models are built once and cached under ``--cache`` (default
 ``/tmp/shapelint-bench``):
 
-* ``transformer``: GPT-2 from a ``transformers`` config with random weights,
-  ``--layers`` layers (default 128), n_embd 32, exported by the TorchScript
-  exporter with dynamic ``batch`` and ``sequence``;
+* ``chain-N``: N nodes, each reading the one before (MatMul, Add, Relu, Transpose pairs, Mul,
+  Sigmoid, Reshape to a constant shape) over ``[batch, sequence, 64]``;
+* ``gpt2_Llayers``: GPT-2 from a ``transformers`` config with random weights, L layers
+  (12 and 128), n_embd 32, exported by the TorchScript exporter with dynamic ``batch`` and
+  ``sequence``; built with ``/work/venvs/transformers/bin/python`` (``--transformers-python``) when
+  this interpreter has no ``transformers``;
 * ``synthetic-N``: N nodes of exporter-style blocks (MatMul, Add, Relu,
   Shape→Gather→Unsqueeze→Concat→Reshape, Transpose, residual Add,
   LayerNormalization) over ``[batch, sequence, 64]``;
 * ``external``: 24 MatMuls whose ~3 GiB of weights live in one external file,
   a sparse file made with ``os.truncate`` (no disk written, nothing to read).
+
+``--quick``: one run per tool (start-up: best of 5), the 100k graph replaced by a 20k one, no ORT.
 """
 
 from __future__ import annotations
@@ -121,6 +137,38 @@ def build_synthetic(path: Path, n_nodes: int, names=("batch", "sequence")) -> No
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
 
 
+def build_chain(path: Path, n_nodes: int) -> None:
+    """``n_nodes`` nodes in one line, each reading the output of the one before, over ``[batch, sequence, 64]``."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    c = 64
+    inits = [
+        numpy_helper.from_array(np.zeros((c, c), np.float32), "W"),
+        numpy_helper.from_array(np.zeros(c, np.float32), "B"),
+        numpy_helper.from_array(np.full(c, 0.5, np.float32), "S"),
+        numpy_helper.from_array(np.array([0, 0, 4, 16], np.int64), "split_heads"),
+        numpy_helper.from_array(np.array([0, 0, c], np.int64), "merge_heads"),
+    ]
+    cycle = [
+        ("MatMul", ["W"], {}), ("Add", ["B"], {}), ("Relu", [], {}),
+        ("Reshape", ["split_heads"], {}), ("Transpose", [], {"perm": [0, 2, 1, 3]}),
+        ("Transpose", [], {"perm": [0, 2, 1, 3]}), ("Reshape", ["merge_heads"], {}),
+        ("Mul", ["S"], {}), ("Sigmoid", [], {}),
+    ]
+    nodes = []
+    h = "x"
+    for k in range(n_nodes):
+        op, extra, attrs = cycle[k % len(cycle)]
+        out = f"/n{k}/{op}_output_0"
+        nodes.append(helper.make_node(op, [h, *extra], [out], name=f"/n{k}/{op}", **attrs))
+        h = out
+    graph = helper.make_graph(nodes, "chain", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "sequence", c])],
+                              [helper.make_tensor_value_info(h, TensorProto.FLOAT, None)], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+
 def build_external(folder: Path, n_layers: int = 24, rows: int = 4096, cols: int = 8192) -> Path:
     """A MatMul chain whose weights (n_layers * rows * cols * 4 bytes) live in one sparse file."""
     import onnx
@@ -191,7 +239,21 @@ def child(tool: str, path: str) -> None:
     else:
         raise SystemExit(f"unknown tool {tool}")
     info["seconds"] = time.perf_counter() - start
+    info["hwm_mb"] = peak_rss_mb()
     print(json.dumps(info))
+
+
+def peak_rss_mb() -> float | None:
+    """This process's peak RSS (``VmHWM``, MiB).  Not ``wait4``'s ``ru_maxrss``: Linux carries the parent's
+    high-water mark over ``fork`` + ``exec``, so every child would read at least the benchmark's own size."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
 
 
 def measure(tool: str, path: Path, cwd: Path | None = None) -> dict:
@@ -219,7 +281,7 @@ def measure(tool: str, path: Path, cwd: Path | None = None) -> dict:
         result = {"seconds": None, "error": f"timeout after {TIMEOUT} s"}
     else:
         result = {"seconds": None, "error": (err_text.strip().splitlines() or [f"exit {proc.returncode}"])[-1][:200]}
-    result["rss_mb"] = usage.ru_maxrss / 1024  # kilobytes on Linux
+    result["rss_mb"] = result.pop("hwm_mb", None) or usage.ru_maxrss / 1024  # kilobytes on Linux
     result["wall"] = wall
     return result
 
@@ -244,9 +306,9 @@ def _ratio(a: dict, b: dict) -> str:
 
 
 def count_nodes(path: Path) -> int:
-    import onnx
-
-    return len(onnx.load(str(path), load_external_data=False).graph.node)
+    """In a child: loading a large model here would grow this process, and the children it forks."""
+    code = f"import onnx; print(len(onnx.load({str(path)!r}, load_external_data=False).graph.node))"
+    return int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
 
 
 REPEAT = 3  # runs per tool and model, alternating tools; the fastest run counts (--repeat)
@@ -261,81 +323,192 @@ def best_of(tool: str, path: Path, cwd: Path | None = None, runs: int | None = N
     return best
 
 
-def compare(name: str, path: Path, tools=("shapelint", "onnx", "ort-sym"), cwd=None) -> list[str]:
-    n = count_nodes(path)
+def compare(name: str, path: Path, tools=("shapelint", "onnx"), cwd=None) -> dict:
+    """Every tool on ``path``, ``REPEAT`` alternating rounds; prints one line per tool; returns the best runs."""
     runs: dict[str, list[dict]] = {t: [] for t in tools}
     for _ in range(REPEAT):  # alternate, so a slow spell of the machine hits every tool alike
         for t in tools:
             runs[t].append(measure(t, path, cwd))
-    results = {}
+    n = count_nodes(path)
+    results = {"name": name, "nodes": n}
     for t, rs in runs.items():
         timed = [r for r in rs if r.get("seconds") is not None]
         results[t] = dict(min(timed, key=lambda r: r["seconds"]) if timed else rs[-1])
         results[t]["rss_mb"] = max(r["rss_mb"] for r in rs)
-    for t, r in results.items():
-        print(f"    {t:<20} {_fmt_s(r):>8} s  {_fmt_mb(r):>6} MiB  {r.get('error') or ''}", flush=True)
-    s = results["shapelint"]
-    row = f"| {name} | {n:,} | {_fmt_s(s)} | {_fmt_mb(s)} |"
-    for t in tools[1:]:
+    print(f"  {name} ({n:,} nodes)", flush=True)
+    for t in tools:
         r = results[t]
+        print(f"    {t:<20} {_fmt_s(r):>8} s  {_fmt_mb(r):>6} MiB  {r.get('error') or ''}", flush=True)
+    return results
+
+
+def model_row(res: dict) -> str:
+    """``| model | nodes | shapelint s | MiB | onnx s | MiB | time ratio | RSS ratio | [ORT s | MiB | ratio] |``"""
+    tools = [t for t in res if t not in ("name", "nodes")]
+    s, o = res[tools[0]], res[tools[1]]
+    rss = "n/a" if not (s.get("rss_mb") and o.get("rss_mb")) else f"{s['rss_mb'] / o['rss_mb']:.2f}x"
+    row = (f"| {res['name']} | {res['nodes']:,} | {_fmt_s(s)} | {_fmt_mb(s)} | {_fmt_s(o)}"
+           f"{' (' + o['error'][:40] + ')' if o.get('error') else ''} | {_fmt_mb(o)} | {_ratio(s, o)} | {rss} |")
+    for t in tools[2:]:
+        r = res[t]
         row += f" {_fmt_s(r)}{' (' + r['error'][:40] + ')' if r.get('error') else ''} | {_fmt_mb(r)} | {_ratio(s, r)} |"
-    return [row]
+    return row
+
+
+# ------------------------------------------------------------------ start-up
+
+
+def _run_process(argv: list[str]) -> float:
+    """Wall seconds of one whole process."""
+    start = time.perf_counter()
+    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT, check=False)
+    return time.perf_counter() - start
+
+
+def shapelint_argv() -> list[str]:
+    """The installed ``shapelint`` script next to this interpreter (not a pyenv shim), else ``-m shapelint.cli``."""
+    script = Path(sys.executable).parent / "shapelint"
+    if script.exists():
+        with open(script, "rb") as fh:
+            if fh.read(2) == b"#!" and b"python" in fh.readline():
+                return [str(script)]
+    return [sys.executable, "-m", "shapelint.cli"]
+
+
+def startup(model: Path, runs: int) -> list[str]:
+    """Whole processes, best of ``runs`` alternating: ``shapelint --version``, ``shapelint check M``,
+    ``python -c "import onnx; onnx.load(M)"`` (and ``python -c pass`` for the interpreter's own start)."""
+    sl = shapelint_argv()
+    cases = {
+        "python -c pass": [sys.executable, "-c", "pass"],
+        "import onnx; onnx.load(M)": [sys.executable, "-c", f"import onnx; onnx.load({str(model)!r})"],
+        "shapelint --version": [*sl, "--version"],
+        "shapelint check M": [*sl, "check", str(model)],
+    }
+    times: dict[str, list[float]] = {k: [] for k in cases}
+    for _ in range(runs):
+        for k, argv in cases.items():
+            times[k].append(_run_process(argv))
+    base = min(times["import onnx; onnx.load(M)"])
+    lines = [f"start-up, whole processes, best of {runs} alternating ({count_nodes(model)}-node model {model.name}):",
+             "| process | s | x onnx.load |", "|---|---|---|"]
+    for k in cases:
+        best = min(times[k])
+        lines.append(f"| `{k}` | {best:.3f} | {best / base:.2f}x |")
+    return lines
+
+
+# ------------------------------------------------------------------ main
+
+
+def ensure_gpt2(path: Path, layers: int, python: str) -> None:
+    if path.exists():
+        return
+    print(f"exporting GPT-2 with {layers} layers (TorchScript exporter) ...", flush=True)
+    try:
+        import transformers  # noqa: F401
+
+        build_transformer(path, layers)
+        return
+    except ImportError:
+        pass
+    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); from pathlib import Path; import bench; "
+            f"bench.build_transformer(Path({str(path)!r}), {layers})")
+    subprocess.run([python, "-c", code], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def ensure(path: Path, build, *args) -> Path:
+    if not path.exists():
+        print(f"building {path.name} ...", flush=True)
+        build(path, *args)
+    return path
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cache", default="/tmp/shapelint-bench", type=Path)
-    ap.add_argument("--only", default="transformer,synthetic,external,scale,jobs,profile")
-    ap.add_argument("--layers", type=int, default=128)
-    ap.add_argument("--nodes", type=int, default=100_000)
-    ap.add_argument("--repeat", type=int, default=REPEAT, help="runs per tool and model; the fastest counts")
+    ap.add_argument("--only", default=None,
+                    help="comma-separated parts: startup, chain, gpt2, synthetic, external (the default set); "
+                         "scale, jobs, profile, ort (ORT's SymbolicShapeInference beside onnx)")
+    ap.add_argument("--quick", action="store_true", help="one run per tool, a 20k synthetic graph, no ORT: a few minutes")
+    ap.add_argument("--chain", type=int, default=50_000, help="nodes of the chain")
+    ap.add_argument("--nodes", type=int, default=None, help="nodes of the synthetic graph (100k; 20k with --quick)")
+    ap.add_argument("--repeat", type=int, default=None, help="runs per tool and model; the fastest counts (3; 1 with --quick)")
+    ap.add_argument("--startup-runs", type=int, default=None, help="start-up processes per case (10; 5 with --quick)")
+    ap.add_argument("--transformers-python", default="/work/venvs/transformers/bin/python",
+                    help="an interpreter with torch and transformers, to export GPT-2 when this one has none")
     ap.add_argument("--child", nargs=2, metavar=("TOOL", "PATH"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         return child(*args.child)
-    globals()["REPEAT"] = max(1, args.repeat)
-    parts = set(args.only.split(","))
+    globals()["REPEAT"] = max(1, args.repeat or (1 if args.quick else REPEAT))
+    nodes = args.nodes or (20_000 if args.quick else 100_000)
+    default = "startup,chain,gpt2,synthetic,external" + ("" if args.quick else ",ort")
+    parts = set((args.only or default).split(","))
     cache: Path = args.cache
     cache.mkdir(parents=True, exist_ok=True)
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores; cache {cache}")
+    tools = ("shapelint", "onnx", "ort-sym") if "ort" in parts else ("shapelint", "onnx")
+    import onnx
+
+    print(f"python {sys.version.split()[0]}, onnx {onnx.__version__}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}; "
+          f"cache {cache}{'; --quick' if args.quick else ''}")
     print(f"times: the tool's own work in a fresh process (imports excluded), fastest of {REPEAT} alternating runs; "
-          "RSS: the largest peak of those runs\n")
-    header = ("| model | nodes | shapelint s | shapelint MiB | onnx load+infer s | onnx MiB | shapelint/onnx |"
-              " ORT symbolic s | ORT MiB | shapelint/ORT |")
-    rows = []
-    if "transformer" in parts:
-        path = cache / f"gpt2_{args.layers}layers.onnx"
-        if not path.exists():
-            print(f"exporting GPT-2 with {args.layers} layers (TorchScript exporter) ...", flush=True)
-            build_transformer(path, args.layers)
-        print(f"transformer: {path}", flush=True)
-        rows += compare(f"GPT-2, {args.layers} layers (TorchScript)", path)
+          "RSS: the largest peak of those runs\n", flush=True)
+    out: list[str] = []
+    if "startup" in parts:
+        model = ensure(cache / "chain_40.onnx", build_chain, 40)
+        print("start-up ...", flush=True)
+        out += startup(model, args.startup_runs or (5 if args.quick else 10)) + [""]
+    header = ("| model | nodes | shapelint s | shapelint MiB | onnx load+infer s | onnx MiB | time shapelint/onnx |"
+              " RSS shapelint/onnx |" + (" ORT symbolic s | ORT MiB | shapelint/ORT |" if "ort-sym" in tools else ""))
+    rows, results = [], {}
+    print("models:", flush=True)
+    if "chain" in parts:
+        path = ensure(cache / f"chain_{args.chain}.onnx", build_chain, args.chain)
+        results["chain"] = compare(f"chain {args.chain:,}", path, tools)
+        rows.append(model_row(results["chain"]))
+    if "gpt2" in parts:
+        for layers in (12, 128):
+            path = cache / f"gpt2_{layers}layers.onnx"
+            ensure_gpt2(path, layers, args.transformers_python)
+            results[f"gpt2-{layers}"] = compare(f"GPT-2, {layers} layers (TorchScript)", path, tools)
+            rows.append(model_row(results[f"gpt2-{layers}"]))
     if "synthetic" in parts:
-        path = cache / f"synthetic_{args.nodes}.onnx"
-        if not path.exists():
-            build_synthetic(path, args.nodes)
-        print(f"synthetic: {path}", flush=True)
-        rows += compare(f"synthetic {args.nodes:,}", path)
+        path = ensure(cache / f"synthetic_{nodes}.onnx", build_synthetic, nodes)
+        results["synthetic"] = compare(f"synthetic {nodes:,}", path, tools)
+        rows.append(model_row(results["synthetic"]))
     if "external" in parts:
         path = cache / "external" / "model.onnx"
         if not path.exists():
             build_external(path.parent)
         size = os.path.getsize(path.parent / "weights.bin")
-        print(f"external: {path} + {size / 2**30:.1f} GiB of weights (sparse)", flush=True)
-        rows += compare(f"{size / 2**30:.1f} GiB external weights", path,
-                        tools=("shapelint", "onnx-graph-only", "ort-sym-graph-only"))
-        full = {t: measure(t, path) for t in ("onnx", "ort-sym")}
-        for t, r in full.items():
-            print(f"    {t:<20} {_fmt_s(r):>8} s  {_fmt_mb(r):>6} MiB  {r.get('error') or ''} (weights loaded)", flush=True)
+        ext_tools = tuple(t + "-graph-only" if t != "shapelint" else t for t in tools)
+        res = compare(f"{size / 2**30:.1f} GiB external weights (graph only)", path, ext_tools)
+        rows.append(model_row(res))
+        if not args.quick:
+            full = {t: measure(t, path) for t in tools[1:]}
+            for t, r in full.items():
+                print(f"    {t:<20} {_fmt_s(r):>8} s  {_fmt_mb(r):>6} MiB  {r.get('error') or ''} (weights loaded)", flush=True)
     if rows:
-        print("\n" + header + "\n|" + "---|" * 10 + "\n" + "\n".join(rows) + "\n", flush=True)
+        out += [header, "|" + "---|" * (header.count("|") - 1), *rows, ""]
+    if "gpt2-12" in results and "gpt2-128" in results:
+        a, b = results["gpt2-12"], results["gpt2-128"]
+        dn = b["nodes"] - a["nodes"]
+        line = [f"marginal cost per node, GPT-2 12 -> 128 layers ({dn:,} more nodes):"]
+        per = {}
+        for t in tools:
+            if a[t].get("seconds") is not None and b[t].get("seconds") is not None:
+                per[t] = (b[t]["seconds"] - a[t]["seconds"]) / dn * 1e6
+                line.append(f"  {t}: {per[t]:.1f} µs/node")
+        if "shapelint" in per and per.get("onnx"):
+            line.append(f"  shapelint/onnx: {per['shapelint'] / per['onnx']:.2f}x")
+        out += line + [""]
+    print("\nsummary:\n" + "\n".join(out), flush=True)
     if "scale" in parts:
         print("scaling (synthetic blocks):", flush=True)
         lines = ["| nodes | shapelint s | µs/node | shapelint MiB | onnx s | µs/node |", "|---|---|---|---|---|---|"]
         for n in (1_000, 10_000, 100_000):
-            path = cache / f"synthetic_{n}.onnx"
-            if not path.exists():
-                build_synthetic(path, n)
+            path = ensure(cache / f"synthetic_{n}.onnx", build_synthetic, n)
             s = best_of("shapelint", path)
             o = best_of("onnx", path)
             nn = count_nodes(path)
@@ -362,12 +535,10 @@ def main() -> None:
         print(f"--jobs on {len(list(heavy.iterdir()))} distinct 10,000-node models:", flush=True)
         time_jobs(heavy)
     if "profile" in parts:
-        path = cache / f"synthetic_{args.nodes}.onnx"
-        if not path.exists():
-            build_synthetic(path, args.nodes)
-        out = cache / "profile.txt"
-        print(f"profile of check() on {path.name}: top entries by own time (full tree in {out})")
-        print(profile_top(path, out))
+        path = ensure(cache / f"synthetic_{nodes}.onnx", build_synthetic, nodes)
+        out_file = cache / "profile.txt"
+        print(f"profile of check() on {path.name}: top entries by own time (full tree in {out_file})")
+        print(profile_top(path, out_file))
 
 
 _SPIN = "import time\nt = time.perf_counter()\nx = 0\nfor i in range(20_000_000):\n    x += i\nprint(time.perf_counter() - t)"
