@@ -18,6 +18,8 @@ once per model with ``node=None``.  The class docstring is the user doc
 
 from __future__ import annotations
 
+import contextlib
+
 import enum
 import inspect
 import logging
@@ -110,6 +112,8 @@ class Context:
     rule: type[Rule] | None = None
     skipped: list[tuple[str, str]] = field(default_factory=list)
     _claimed: set = field(default_factory=set)
+    #: (node, exception) a rule hit inside :meth:`isolated`; the runner reports each as an internal error
+    crashes: list = field(default_factory=list)
 
     # -- shapes
     def info(self, tensor: str) -> TensorInfo:
@@ -168,6 +172,20 @@ class Context:
     # -- reporting
     def finding(self, node, message: str, fix: str | None = None, tensor: str | None = None, edit: Fix | None = None, severity: Severity | None = None) -> Finding:
         return Finding(node, message, fix, tensor, edit, severity)
+
+    @contextlib.contextmanager
+    def isolated(self, node):
+        """Run one node's part of a whole-graph rule: an exception there is reported as an internal error on
+        that node and the rule goes on with the next node (as the runner does for per-op rules)::
+
+            for n in ctx.graph.topological_order():
+                with ctx.isolated(n):
+                    ...
+        """
+        try:
+            yield
+        except Exception as exc:  # noqa: BLE001 - one node's bug must not hide the rule's other findings
+            self.crashes.append((node, exc))
 
     def skip(self, reason: str) -> Iterator[Finding]:
         """Say why the rule could not decide (unknown shapes); yields nothing."""

@@ -83,20 +83,26 @@ def run_rules(rules: list[type[Rule]], mg: ModelGraph, table: ShapeTable, path: 
             for finding in instances[cls].check(node, ctx) or ():
                 emit(cls, finding)
         except Exception as exc:  # noqa: BLE001 - a plugin bug is reported, not fatal
-            tb = traceback.extract_tb(exc.__traceback__)
-            where = f" at {tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno}" if tb else ""
-            out.append(
-                Diagnostic(
-                    rule=cls.code,
-                    name=cls.slug,
-                    severity="error",
-                    node=(node.name or None) if node is not None else None,
-                    op_type=node.op_type if node is not None else None,
-                    tensor=None,
-                    message=f"internal error in rule {cls.code} ({cls.origin or 'unknown origin'}): "
-                    f"{type(exc).__name__}: {exc}{where}",
-                )
+            crash(cls, node, exc)
+        for where, exc in ctx.crashes:  # caught per node inside a whole-graph rule (ctx.isolated)
+            crash(cls, where, exc)
+        ctx.crashes.clear()
+
+    def crash(cls, node, exc):
+        tb = traceback.extract_tb(exc.__traceback__)
+        where = f" at {tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno}" if tb else ""
+        out.append(
+            Diagnostic(
+                rule=cls.code,
+                name=cls.slug,
+                severity="error",
+                node=(node.name or None) if node is not None else None,
+                op_type=node.op_type if node is not None else None,
+                tensor=None,
+                message=f"internal error in rule {cls.code} ({cls.origin or 'unknown origin'}): "
+                f"{type(exc).__name__}: {exc}{where}",
             )
+        )
 
     for cls in whole:
         call(cls, None)

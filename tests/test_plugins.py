@@ -233,3 +233,35 @@ def test_the_example_plugins_time_major_rule_reads_ctx_axis_map(rules):
     assert acme("y = MatMul(s, P)") == [("MatMul", "y")]  # (t, n, 3): time first, whatever the dims are named
     assert acme("""z = MatMul(s, P)
     y = Transpose <perm = [1, 0, 2]> (z)""") == []  # (n, t, 3)
+
+
+def test_a_whole_graph_rule_that_crashes_on_one_node_still_reports_the_others():
+    """ctx.isolated(node): the crash is an internal error on that node, the rule's other findings stay."""
+    import onnx.parser
+
+    from shapelint.check import check
+    from shapelint.rule import Rule, Severity
+
+    class EveryRelu(Rule):
+        code, slug, severity = "ZZT901", "every-relu", Severity.INFO
+        op_types = ()
+
+        def check(self, node, ctx):
+            for n in ctx.graph.topological_order():
+                with ctx.isolated(n):
+                    if n.name == "r1":
+                        raise ValueError("boom")
+                    yield ctx.finding(n, "seen")
+
+    m = onnx.parser.parse_model("""
+    <ir_version: 8, opset_import: ["" : 17]>
+    g (float[2] x) => (float[2] y) {
+        a = Relu(x)
+        b = Relu(a)
+        y = Relu(b)
+    }""")
+    for i, n in enumerate(m.graph.node):
+        n.name = f"r{i}"
+    diags = check(m, rules=[EveryRelu]).diagnostics
+    got = sorted((d.node, "internal error" in d.message) for d in diags)
+    assert got == [("r0", False), ("r1", True), ("r2", False)]

@@ -49,41 +49,42 @@ class DeclaredShapeMismatch(Rule):
         inputs = {vi.name for vi in g.input}
         for where, vis in (("output", g.output), ("value_info", g.value_info)):
             for vi in vis:
-                if vi.name in inputs:
-                    continue
-                declared = from_type_proto(vi.type).shape
-                inferred = ctx.shape(vi.name)
-                if declared is None or inferred is None:
-                    continue
-                producer = ctx.producer(vi.name)
-                label = "graph output" if where == "output" else "value_info"
-                if len(declared) != len(inferred):
-                    yield ctx.finding(
-                        producer,
-                        f"{label} {vi.name!r} is declared rank {len(declared)} {format_shape(declared)} "
-                        f"but the graph computes rank {len(inferred)} {format_shape(inferred)}",
-                        fix="update the declared shape (or re-run shape inference after editing the graph)",
-                        tensor=vi.name,
-                    )
-                    continue
-                bad, conditions = [], []
-                for i, (d, s) in enumerate(zip(declared, inferred)):
-                    if not isinstance(d, int):
+                with ctx.isolated(ctx.producer(vi.name)):
+                    if vi.name in inputs:
                         continue
-                    cmp = compare(d, s)
-                    if cmp.relation == Relation.DIFFERENT:
-                        bad.append(i)
-                    elif cmp.relation == Relation.ONLY_WHEN and where == "output":
-                        # value_info from exporters records example sizes everywhere: only outputs count
-                        # a size recorded from the example input, for a dim that is dynamic
-                        bad.append(i)
-                        conditions.append(cmp.describe())
-                if bad:
-                    when = f"; they agree only when {' and '.join(conditions)}" if conditions else ""
-                    yield ctx.finding(
-                        producer,
-                        f"{label} {vi.name!r} is declared {format_shape(declared)} but the graph computes "
-                        f"{format_shape(inferred)} (axis {', '.join(map(str, bad))}){when}",
-                        fix="update the declared shape (or re-run shape inference after editing the graph)",
-                        tensor=vi.name,
-                    )
+                    declared = from_type_proto(vi.type).shape
+                    inferred = ctx.shape(vi.name)
+                    if declared is None or inferred is None:
+                        continue
+                    producer = ctx.producer(vi.name)
+                    label = "graph output" if where == "output" else "value_info"
+                    if len(declared) != len(inferred):
+                        yield ctx.finding(
+                            producer,
+                            f"{label} {vi.name!r} is declared rank {len(declared)} {format_shape(declared)} "
+                            f"but the graph computes rank {len(inferred)} {format_shape(inferred)}",
+                            fix="update the declared shape (or re-run shape inference after editing the graph)",
+                            tensor=vi.name,
+                        )
+                        continue
+                    bad, conditions = [], []
+                    for i, (d, s) in enumerate(zip(declared, inferred)):
+                        if not isinstance(d, int):
+                            continue
+                        cmp = compare(d, s)
+                        if cmp.relation == Relation.DIFFERENT:
+                            bad.append(i)
+                        elif cmp.relation == Relation.ONLY_WHEN and where == "output":
+                            # value_info from exporters records example sizes everywhere: only outputs count
+                            # a size recorded from the example input, for a dim that is dynamic
+                            bad.append(i)
+                            conditions.append(cmp.describe())
+                    if bad:
+                        when = f"; they agree only when {' and '.join(conditions)}" if conditions else ""
+                        yield ctx.finding(
+                            producer,
+                            f"{label} {vi.name!r} is declared {format_shape(declared)} but the graph computes "
+                            f"{format_shape(inferred)} (axis {', '.join(map(str, bad))}){when}",
+                            fix="update the declared shape (or re-run shape inference after editing the graph)",
+                            tensor=vi.name,
+                        )

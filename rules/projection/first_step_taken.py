@@ -60,26 +60,27 @@ class FirstStepTaken(Rule):
             return
         outputs = {o.name for o in ctx.graph.graph.output}
         for n in ctx.graph.topological_order():
-            if n.op_type not in ("Gather", "Slice", "Split") or not n.input or not n.output or not n.output[0]:
-                continue
-            st = am.step(n.output[0])
-            if st is None or st[1] != 0 or st[3] != n.input[0]:
-                continue
-            data, axis = n.input[0], st[2]
-            if not am.after_recurrence(data):
-                continue  # step 0 of the input, before any recurrence
-            rc = am.recurrence_of(st[0])
-            if rc is None or rc.direction == "reverse":
-                continue  # not a recurrence's time axis, or a backward one (its step 0 is its final state)
-            if am.step_series(data, axis) - {0}:
-                continue  # per-step layers (TimeDistributed, a stacked unrolled layer) take every step
-            bidir = rc.direction == "bidirectional"
-            if bidir and not self.has_direction(am, data):
-                continue  # the direction was picked before: which one is not followed
-            where = self.reaches(am, ctx, n.output[0], outputs)
-            if where is None:
-                continue
-            yield self.finding(n, am, rc, data, axis, bidir, where, ctx)
+            with ctx.isolated(n):
+                if n.op_type not in ("Gather", "Slice", "Split") or not n.input or not n.output or not n.output[0]:
+                    continue
+                st = am.step(n.output[0])
+                if st is None or st[1] != 0 or st[3] != n.input[0]:
+                    continue
+                data, axis = n.input[0], st[2]
+                if not am.after_recurrence(data):
+                    continue  # step 0 of the input, before any recurrence
+                rc = am.recurrence_of(st[0])
+                if rc is None or rc.direction == "reverse":
+                    continue  # not a recurrence's time axis, or a backward one (its step 0 is its final state)
+                if am.step_series(data, axis) - {0}:
+                    continue  # per-step layers (TimeDistributed, a stacked unrolled layer) take every step
+                bidir = rc.direction == "bidirectional"
+                if bidir and not self.has_direction(am, data):
+                    continue  # the direction was picked before: which one is not followed
+                where = self.reaches(am, ctx, n.output[0], outputs)
+                if where is None:
+                    continue
+                yield self.finding(n, am, rc, data, axis, bidir, where, ctx)
 
     @staticmethod
     def has_direction(am, tensor) -> bool:

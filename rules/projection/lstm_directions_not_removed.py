@@ -104,19 +104,22 @@ class LstmDirectionsNotRemoved(Rule):
         rows_for_dense, mixes = set(), {}
         for n in ctx.graph.topological_order():
             if n.op_type in ("Reshape", "Flatten"):
-                mix = am.direction_mix(n)
-                if mix is not None:
-                    mixes[n.output[0]] = (n, mix)
+                with ctx.isolated(n):
+                    mix = am.direction_mix(n)
+                    if mix is not None:
+                        mixes[n.output[0]] = (n, mix)
         for n in ctx.graph.topological_order():
             if n.op_type in ("MatMul", "Gemm") and len(n.input) >= 2 and n.input[0] and am.is_weight(n.input[1]):
                 if n.input[0] in mixes and mixes[n.input[0]][1][1] == "samples":
                     continue  # the Reshape before it is the mistake (reported there)
-                found = self.projection(n, am, ctx, rows_for_dense)
-                if found:
-                    yield found
+                with ctx.isolated(n):
+                    found = self.projection(n, am, ctx, rows_for_dense)
+                    if found:
+                        yield found
         for n, mix in mixes.values():
             if id(n) not in rows_for_dense:
-                yield self.mix(n, mix[0], mix[1], am, ctx)
+                with ctx.isolated(n):
+                    yield self.mix(n, mix[0], mix[1], am, ctx)
 
     # ------------------------------------------------------------ projections
     @staticmethod

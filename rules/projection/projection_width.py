@@ -73,13 +73,14 @@ class ProjectionWidth(Rule):
         if not am.recurrences:
             return
         for n in ctx.graph.topological_order():
-            if n.op_type not in ("MatMul", "Gemm") or len(n.input) < 2 or not n.input[0]:
-                continue
-            if not am.is_weight(n.input[1]) or am.is_weight(n.input[0]):
-                continue
-            found = self.projection(n, am, ctx)
-            if found:
-                yield found
+            with ctx.isolated(n):
+                if n.op_type not in ("MatMul", "Gemm") or len(n.input) < 2 or not n.input[0]:
+                    continue
+                if not am.is_weight(n.input[1]) or am.is_weight(n.input[0]):
+                    continue
+                found = self.projection(n, am, ctx)
+                if found:
+                    yield found
 
     def projection(self, n, am, ctx):
         a = n.input[0]

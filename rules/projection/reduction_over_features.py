@@ -60,29 +60,30 @@ class ReductionOverFeatures(Rule):
         if not am.recurrences:
             return
         for use in am.uses:
-            n = use.node
-            if use.what not in ("reduce", "pool") or n.op_type not in OPS + POOLS:
-                continue
-            x = ctx.shape(use.tensor)
-            xa = am.axes(use.tensor)
-            if x is None or xa is None or len(x) != len(xa):
-                continue
-            if not am.after_recurrence(use.tensor):
-                continue
-            times = am.time_axes(use.tensor)
-            axes = set(use.axes)
-            if len(times) != 1 or not axes:
-                continue
-            t = times[0]
-            if t in axes or _one(x[t]):
-                continue
-            rf = set(am.recurrent_features(use.tensor))
-            feats = [k for k in sorted(axes) if not _one(x[k]) and k in rf]
-            if not feats or any(k not in feats and not _one(x[k]) for k in axes):
-                continue
-            if am.weights_the_sequence(n.output[0]):
-                continue
-            yield self.finding(n, am, use.tensor, x, sorted(axes), feats, t, ctx)
+            with ctx.isolated(use.node):
+                n = use.node
+                if use.what not in ("reduce", "pool") or n.op_type not in OPS + POOLS:
+                    continue
+                x = ctx.shape(use.tensor)
+                xa = am.axes(use.tensor)
+                if x is None or xa is None or len(x) != len(xa):
+                    continue
+                if not am.after_recurrence(use.tensor):
+                    continue
+                times = am.time_axes(use.tensor)
+                axes = set(use.axes)
+                if len(times) != 1 or not axes:
+                    continue
+                t = times[0]
+                if t in axes or _one(x[t]):
+                    continue
+                rf = set(am.recurrent_features(use.tensor))
+                feats = [k for k in sorted(axes) if not _one(x[k]) and k in rf]
+                if not feats or any(k not in feats and not _one(x[k]) for k in axes):
+                    continue
+                if am.weights_the_sequence(n.output[0]):
+                    continue
+                yield self.finding(n, am, use.tensor, x, sorted(axes), feats, t, ctx)
 
     def finding(self, n, am, src, x, axes, feats, t, ctx):
         name = n.name or n.output[0]

@@ -66,35 +66,36 @@ class SoftmaxOverTime(Rule):
             return
         opset = ctx.graph.opset
         for n in ctx.graph.topological_order():
-            if n.op_type not in OPS or not n.input or not n.input[0]:
-                continue
-            x = ctx.shape(n.input[0])
-            xa = am.axes(n.input[0])
-            if x is None or xa is None or len(x) != len(xa):
-                if am.after_recurrence(n.input[0]):
-                    ctx.skip(f"{n.name}: input shape unknown")
-                continue
-            if not am.after_recurrence(n.input[0]):
-                continue
-            times, feats = am.time_axes(n.input[0]), am.projected_axes(n.input[0])
-            if len(times) != 1 or not feats:
-                continue
-            t, f = times[0], feats[-1]
-            if t == f or _one(x[f]) or _one(x[t]):
-                continue
-            rank = len(x)
-            softmax = n.op_type in ("Softmax", "LogSoftmax")
-            coerced = softmax and opset < 13
-            axis = _attr(n, "axis", (1 if coerced else -1) if softmax else 0)
-            a = axis + rank if axis < 0 else axis
-            if not 0 <= a < rank:
-                continue
-            covered = set(range(a, rank)) if coerced else {a}
-            if t not in covered:
-                continue
-            if softmax and am.weights_the_sequence(n.output[0]):
-                continue
-            yield self.finding(n, am, x, a, f, t, coerced, covered, opset, ctx)
+            with ctx.isolated(n):
+                if n.op_type not in OPS or not n.input or not n.input[0]:
+                    continue
+                x = ctx.shape(n.input[0])
+                xa = am.axes(n.input[0])
+                if x is None or xa is None or len(x) != len(xa):
+                    if am.after_recurrence(n.input[0]):
+                        ctx.skip(f"{n.name}: input shape unknown")
+                    continue
+                if not am.after_recurrence(n.input[0]):
+                    continue
+                times, feats = am.time_axes(n.input[0]), am.projected_axes(n.input[0])
+                if len(times) != 1 or not feats:
+                    continue
+                t, f = times[0], feats[-1]
+                if t == f or _one(x[f]) or _one(x[t]):
+                    continue
+                rank = len(x)
+                softmax = n.op_type in ("Softmax", "LogSoftmax")
+                coerced = softmax and opset < 13
+                axis = _attr(n, "axis", (1 if coerced else -1) if softmax else 0)
+                a = axis + rank if axis < 0 else axis
+                if not 0 <= a < rank:
+                    continue
+                covered = set(range(a, rank)) if coerced else {a}
+                if t not in covered:
+                    continue
+                if softmax and am.weights_the_sequence(n.output[0]):
+                    continue
+                yield self.finding(n, am, x, a, f, t, coerced, covered, opset, ctx)
 
     def finding(self, n, am, x, a, f, t, coerced, covered, opset, ctx):
         name = n.name or n.output[0]

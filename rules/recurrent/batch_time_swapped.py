@@ -59,21 +59,22 @@ class BatchTimeSwapped(Rule):
     def check(self, node, ctx):
         am = ctx.axis_map
         for rc in am.recurrences:
-            if rc.kind not in ("op", "scan", "loop") or rc.batch_axis is None:
-                continue
-            x = rc.tensor
-            shape = ctx.shape(x)
-            xa = am.axes(x)
-            if shape is None or xa is None or len(shape) != 3:
-                yield from ctx.skip(f"{rc.describe()}: X is not a known rank-3 tensor")
-                continue
-            t_ax, b_ax = rc.time_axis, rc.batch_axis
-            at = self.says(am, xa[t_ax], "batch", rc.node)
-            ab = self.says(am, xa[b_ax], "time", rc.node)
-            if not (at or ab) or self.says(am, xa[t_ax], "time", rc.node, state=False) \
-                    or self.says(am, xa[b_ax], "batch", rc.node, state=False):
-                continue
-            yield self.finding(ctx, am, rc, shape, t_ax, b_ax, at, ab)
+            with ctx.isolated(rc.node):
+                if rc.kind not in ("op", "scan", "loop") or rc.batch_axis is None:
+                    continue
+                x = rc.tensor
+                shape = ctx.shape(x)
+                xa = am.axes(x)
+                if shape is None or xa is None or len(shape) != 3:
+                    yield from ctx.skip(f"{rc.describe()}: X is not a known rank-3 tensor")
+                    continue
+                t_ax, b_ax = rc.time_axis, rc.batch_axis
+                at = self.says(am, xa[t_ax], "batch", rc.node)
+                ab = self.says(am, xa[b_ax], "time", rc.node)
+                if not (at or ab) or self.says(am, xa[t_ax], "time", rc.node, state=False) \
+                        or self.says(am, xa[b_ax], "batch", rc.node, state=False):
+                    continue
+                yield self.finding(ctx, am, rc, shape, t_ax, b_ax, at, ab)
 
     @staticmethod
     def says(am, ax, role, node, state: bool = True) -> str | None:

@@ -80,16 +80,17 @@ class ReshapeScramblesChannels(Rule):
             return  # the scrambled map matters where a recurrent layer reads it
         reported = set()
         for rc in am.recurrences:
-            slots = [(rc.time_axis, "time")]
-            if rc.feature_axis is not None:
-                slots.append((rc.feature_axis, "feature"))
-            for k, slot in slots:
-                ax = am.axis(rc.tensor, k)
-                culprit, why = self.culprit(am, rc.tensor, k, ax, slot)
-                if culprit is None or id(culprit) in reported:
-                    continue
-                reported.add(id(culprit))
-                yield self.finding(ctx, am, culprit, why, rc)
+            with ctx.isolated(rc.node):
+                slots = [(rc.time_axis, "time")]
+                if rc.feature_axis is not None:
+                    slots.append((rc.feature_axis, "feature"))
+                for k, slot in slots:
+                    ax = am.axis(rc.tensor, k)
+                    culprit, why = self.culprit(am, rc.tensor, k, ax, slot)
+                    if culprit is None or id(culprit) in reported:
+                        continue
+                    reported.add(id(culprit))
+                    yield self.finding(ctx, am, culprit, why, rc)
 
     @staticmethod
     def culprit(am, tensor, k, ax, slot):

@@ -69,32 +69,34 @@ class TracedSizeBakedIn(Rule):
         reported = set()
         for n in ctx.graph.topological_order():
             if n.op_type == "Reshape":
-                found = self.reshape_freezes_axis(n, ctx)
-                if found:
-                    reported.add(id(n))
-                    yield found
+                with ctx.isolated(n):
+                    found = self.reshape_freezes_axis(n, ctx)
+                    if found:
+                        reported.add(id(n))
+                        yield found
         for found in self.literal_cuts(ctx, reported):
             yield found
         by_condition: dict[str, set] = {}
         for c in ctx.conflicts(relation="only_when"):
-            when = c.when.when if c.when is not None else ()
-            cond_key = c.when.describe() if c.when is not None else ""
-            seen = by_condition.setdefault(cond_key, set())
-            if self.is_consequence(c.node, seen, ctx):
-                continue  # downstream of a node already reported for the same condition
-            culprit = self.culprit(c.node, when, ctx)
-            seen.add(id(c.node))
-            if id(culprit) in reported:
-                continue
-            reported.add(id(culprit))
-            seen.add(id(culprit))
-            cond = c.when.describe() if c.when is not None else "one value of a dynamic dim"
-            if culprit is c.node:
-                msg = f"{c.node.op_type} is valid only when {cond}: {c.message}"
-            else:
-                msg = (f"{culprit.op_type} bakes in a constant shape {self.shape_text(culprit, ctx)}; downstream, "
-                       f"{c.node.op_type} {c.node.name!r} is then valid only when {cond}: {c.message}")
-            yield ctx.finding(culprit, msg, fix=self.fix_text(culprit), tensor=culprit.output[0] if culprit.output else None)
+            with ctx.isolated(c.node):
+                when = c.when.when if c.when is not None else ()
+                cond_key = c.when.describe() if c.when is not None else ""
+                seen = by_condition.setdefault(cond_key, set())
+                if self.is_consequence(c.node, seen, ctx):
+                    continue  # downstream of a node already reported for the same condition
+                culprit = self.culprit(c.node, when, ctx)
+                seen.add(id(c.node))
+                if id(culprit) in reported:
+                    continue
+                reported.add(id(culprit))
+                seen.add(id(culprit))
+                cond = c.when.describe() if c.when is not None else "one value of a dynamic dim"
+                if culprit is c.node:
+                    msg = f"{c.node.op_type} is valid only when {cond}: {c.message}"
+                else:
+                    msg = (f"{culprit.op_type} bakes in a constant shape {self.shape_text(culprit, ctx)}; downstream, "
+                           f"{c.node.op_type} {c.node.name!r} is then valid only when {cond}: {c.message}")
+                yield ctx.finding(culprit, msg, fix=self.fix_text(culprit), tensor=culprit.output[0] if culprit.output else None)
 
     # -- a Reshape whose constant target replaces a dynamic axis by a literal
     def reshape_freezes_axis(self, n, ctx):

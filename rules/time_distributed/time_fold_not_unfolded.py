@@ -83,59 +83,60 @@ class TimeFoldNotUnfolded(Rule):
         am = ctx.axis_map
         reported = set()
         for rc in am.recurrences:
-            tb = [am.axis(rc.tensor, rc.time_axis),
-                  am.axis(rc.tensor, rc.batch_axis) if rc.batch_axis is not None else None]
-            if tb[0] is None:
-                continue
-            # 1. a folded axis as the batch with a one-step sequence, or as the sequence with a batch of one
-            for fold_k, other_k, as_what in ((rc.batch_axis, rc.time_axis, "batch, with a one-step sequence"),
-                                             (rc.time_axis, rc.batch_axis, "sequence, with a batch of one")):
-                if fold_k is None or other_k is None:
+            with ctx.isolated(rc.node):
+                tb = [am.axis(rc.tensor, rc.time_axis),
+                      am.axis(rc.tensor, rc.batch_axis) if rc.batch_axis is not None else None]
+                if tb[0] is None:
                     continue
-                fold, other = am.axis(rc.tensor, fold_k), am.axis(rc.tensor, other_k)
-                if other != () or not self.folded(am, fold):
-                    continue
-                folder = am.origin(rc.tensor, fold_k)
-                if folder is None or folder.op_type not in MERGERS or id(folder) in reported:
-                    continue
-                reported.add(id(folder))
-                src, out = folder.input[0], folder.output[0]
-                msg = (
-                    f"{folder.op_type} folds time into the batch, {am.labelled(src)} "
-                    f"-> {format_shape(ctx.shape(out))}, and the fold is never undone: {rc.describe()} gets "
-                    f"{am.labelled(rc.tensor)}, the folded axis as its {as_what}"
-                )
-                fix = (
-                    "unfold before the recurrent layer: PyTorch feats.unflatten(0, (B, T)) (or .view(B, T, -1)) after "
-                    "the per-frame layers that ran on x.flatten(0, 1); Keras TimeDistributed(...) around the "
-                    "per-frame layers, which folds and unfolds for you"
-                )
-                yield ctx.finding(folder, msg, fix=fix, tensor=out)
-            # 2. unfolded in the wrong order: the recurrence's time and batch slots share a cut source or a mix
-            culprit = None
-            for k in (rc.time_axis, rc.batch_axis):
-                sc = am.scramble_of(am.axis(rc.tensor, k)) if k is not None else None
-                if sc is not None and sc.node.op_type in MERGERS and self.was_fold(am, sc.mixed) \
-                        and not literal_stands_for_dynamic(ctx, sc):
-                    culprit = sc.node
-                    break
-            if culprit is None and tb[1] is not None and am.split_across(tb[0], tb[1]):
-                if self.was_fold(am, [f.source for f in tb[0] + tb[1]]):
-                    culprit = am.origin(rc.tensor, rc.time_axis) or am.origin(rc.tensor, rc.batch_axis)
-            if culprit is not None and culprit.op_type in MERGERS and id(culprit) not in reported:
-                reported.add(id(culprit))
-                msg = (
-                    f"{culprit.op_type} unfolds {am.labelled(culprit.input[0])} into "
-                    f"{format_shape(ctx.shape(culprit.output[0]))} in the wrong order: the folded axis holds each "
-                    f"sample's steps together, so this cut mixes samples and steps, and {rc.describe()} reads "
-                    f"{am.labelled(rc.tensor)}"
-                )
-                fix = (
-                    "unfold in the order of the fold, then transpose: PyTorch feats.view(B, T, -1).transpose(0, 1) "
-                    "for a time-major LSTM (not feats.view(T, B, -1)), or nn.LSTM(batch_first=True) on "
-                    "feats.view(B, T, -1); Keras TimeDistributed(...) around the per-frame layers"
-                )
-                yield ctx.finding(culprit, msg, fix=fix, tensor=culprit.output[0])
+                # 1. a folded axis as the batch with a one-step sequence, or as the sequence with a batch of one
+                for fold_k, other_k, as_what in ((rc.batch_axis, rc.time_axis, "batch, with a one-step sequence"),
+                                                 (rc.time_axis, rc.batch_axis, "sequence, with a batch of one")):
+                    if fold_k is None or other_k is None:
+                        continue
+                    fold, other = am.axis(rc.tensor, fold_k), am.axis(rc.tensor, other_k)
+                    if other != () or not self.folded(am, fold):
+                        continue
+                    folder = am.origin(rc.tensor, fold_k)
+                    if folder is None or folder.op_type not in MERGERS or id(folder) in reported:
+                        continue
+                    reported.add(id(folder))
+                    src, out = folder.input[0], folder.output[0]
+                    msg = (
+                        f"{folder.op_type} folds time into the batch, {am.labelled(src)} "
+                        f"-> {format_shape(ctx.shape(out))}, and the fold is never undone: {rc.describe()} gets "
+                        f"{am.labelled(rc.tensor)}, the folded axis as its {as_what}"
+                    )
+                    fix = (
+                        "unfold before the recurrent layer: PyTorch feats.unflatten(0, (B, T)) (or .view(B, T, -1)) after "
+                        "the per-frame layers that ran on x.flatten(0, 1); Keras TimeDistributed(...) around the "
+                        "per-frame layers, which folds and unfolds for you"
+                    )
+                    yield ctx.finding(folder, msg, fix=fix, tensor=out)
+                # 2. unfolded in the wrong order: the recurrence's time and batch slots share a cut source or a mix
+                culprit = None
+                for k in (rc.time_axis, rc.batch_axis):
+                    sc = am.scramble_of(am.axis(rc.tensor, k)) if k is not None else None
+                    if sc is not None and sc.node.op_type in MERGERS and self.was_fold(am, sc.mixed) \
+                            and not literal_stands_for_dynamic(ctx, sc):
+                        culprit = sc.node
+                        break
+                if culprit is None and tb[1] is not None and am.split_across(tb[0], tb[1]):
+                    if self.was_fold(am, [f.source for f in tb[0] + tb[1]]):
+                        culprit = am.origin(rc.tensor, rc.time_axis) or am.origin(rc.tensor, rc.batch_axis)
+                if culprit is not None and culprit.op_type in MERGERS and id(culprit) not in reported:
+                    reported.add(id(culprit))
+                    msg = (
+                        f"{culprit.op_type} unfolds {am.labelled(culprit.input[0])} into "
+                        f"{format_shape(ctx.shape(culprit.output[0]))} in the wrong order: the folded axis holds each "
+                        f"sample's steps together, so this cut mixes samples and steps, and {rc.describe()} reads "
+                        f"{am.labelled(rc.tensor)}"
+                    )
+                    fix = (
+                        "unfold in the order of the fold, then transpose: PyTorch feats.view(B, T, -1).transpose(0, 1) "
+                        "for a time-major LSTM (not feats.view(T, B, -1)), or nn.LSTM(batch_first=True) on "
+                        "feats.view(B, T, -1); Keras TimeDistributed(...) around the per-frame layers"
+                    )
+                    yield ctx.finding(culprit, msg, fix=fix, tensor=culprit.output[0])
         yield from self.folded_outputs(ctx, am, reported)
 
     @staticmethod

@@ -79,26 +79,28 @@ class TimeMergedIntoFeatures(Rule):
             return  # both findings need a recurrent layer downstream of the merge
         reported = set()
         for n in ctx.graph.nodes:
-            if n.op_type not in CONVS or not n.input or not n.output:
-                continue
-            ax = am.axis(n.input[0], 1)
-            if not (self.has_time(am, ax) or self.clip_frames(am, ax, n)) or not am.reaches_recurrence(n.output[0]):
-                continue
-            merger = am.origin(n.input[0], 1)
-            if merger is not None and merger.op_type in MERGERS and id(merger) not in reported:
-                reported.add(id(merger))
-                how = (f"{n.op_type} {n.name or n.op_type!r} then reads the frames as input channels and blends "
-                       "them before the recurrent layer")
-                yield self.finding(ctx, am, merger, how)
-        for rc in am.recurrences:
-            if am.axis(rc.tensor, rc.time_axis) != ():
-                continue
-            for merger, k in self.mergers_upstream(rc.tensor, am, ctx):
-                if id(merger) not in reported:
+            with ctx.isolated(n):
+                if n.op_type not in CONVS or not n.input or not n.output:
+                    continue
+                ax = am.axis(n.input[0], 1)
+                if not (self.has_time(am, ax) or self.clip_frames(am, ax, n)) or not am.reaches_recurrence(n.output[0]):
+                    continue
+                merger = am.origin(n.input[0], 1)
+                if merger is not None and merger.op_type in MERGERS and id(merger) not in reported:
                     reported.add(id(merger))
-                    how = (f"{rc.describe()} then runs a single step: it reads {am.labelled(rc.tensor)}, whose "
-                           f"time axis {rc.time_axis} is 1 long")
-                    yield self.finding(ctx, am, merger, how, k)
+                    how = (f"{n.op_type} {n.name or n.op_type!r} then reads the frames as input channels and blends "
+                           "them before the recurrent layer")
+                    yield self.finding(ctx, am, merger, how)
+        for rc in am.recurrences:
+            with ctx.isolated(rc.node):
+                if am.axis(rc.tensor, rc.time_axis) != ():
+                    continue
+                for merger, k in self.mergers_upstream(rc.tensor, am, ctx):
+                    if id(merger) not in reported:
+                        reported.add(id(merger))
+                        how = (f"{rc.describe()} then runs a single step: it reads {am.labelled(rc.tensor)}, whose "
+                               f"time axis {rc.time_axis} is 1 long")
+                        yield self.finding(ctx, am, merger, how, k)
 
     @staticmethod
     def has_time(am, ax) -> bool:
