@@ -266,6 +266,8 @@ def meet_preconditions(table, dims: dict[str, int], keep=()) -> tuple[dict[str, 
     reasons = []
     for name, v in got.items():
         if v != dims[name]:
-            conds = sorted({c.text for c in pre if c.symbol == name})
-            reasons.append(f"{name}={v}, not {dims[name]}: the model accepts only {' and '.join(conds)}")
+            # the same words as `shapes` prints ("height multiples of 32"), not every residue condition
+            phrase = _by_symbol(c for c in pre if c.symbol == name)[name].phrase(False)
+            phrase = "a " + phrase if phrase.startswith("multiple") else phrase
+            reasons.append(f"{name}={v}, not {dims[name]}: the model needs {name} {phrase}")
     return got, reasons
