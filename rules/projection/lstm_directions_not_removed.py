@@ -202,7 +202,7 @@ class LstmDirectionsNotRemoved(Rule):
                     "keeps that axis")
         perm, merged = self.merge_plan(d, k, x)
         if several:
-            fix = FIX_TWO.format(perm=perm, merged=format_shape(merged) if merged else "(..., 2*hidden)")
+            fix = _fix_two(perm, merged)
         else:
             squeezed = tuple(v for i, v in enumerate(x) if i != d) if x is not None else None
             fix = FIX_ONE.format(d=d, merged=format_shape(squeezed) if squeezed else "(seq, batch, hidden)")
@@ -263,7 +263,7 @@ class LstmDirectionsNotRemoved(Rule):
                f"into {format_shape(y)}: axis {k} ({am.word(am.axis(y_t, k))}) {HOW[how]}")
         h = len(x) - 1 if x is not None else None
         perm, merged = self.merge_plan(d, h, x) if h is not None and d != h else (None, None)
-        fix = FIX_TWO.format(perm=perm, merged=format_shape(merged) if merged else "(..., 2*hidden)")
+        fix = _fix_two(perm, merged)
         edit = None
         last_is_hidden = x is not None and bool(am.recurrent_features(x_t)) and am.recurrent_features(x_t)[-1] == h
         if n.op_type == "Reshape" and merged is not None and last_is_hidden and y is not None \
@@ -273,6 +273,16 @@ class LstmDirectionsNotRemoved(Rule):
                        lambda m, o=y_t, p=perm, k=rank: _transpose_into_reshape(m, o, p, k),
                        preserves_outputs=False)
         return ctx.finding(n, msg, fix=fix, tensor=x_t, edit=edit)
+
+
+def _fix_two(perm, merged) -> str:
+    """FIX_TWO, without a do-nothing Transpose when the directions already sit just before hidden."""
+    text = FIX_TWO.format(perm=perm, merged=format_shape(merged) if merged else "(..., 2*hidden)")
+    if perm is not None and list(perm) == list(range(len(perm))):
+        text = text.replace(f"move the directions next to hidden, then merge them: Transpose(perm={perm}) and "
+                            "Reshape to", "merge the directions into the features (they already sit just before "
+                            "hidden): Reshape to")
+    return text
 
 
 def _attr(node, name, default=None):

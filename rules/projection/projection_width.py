@@ -167,7 +167,9 @@ class ProjectionWidth(Rule):
         msg = (f"{n.op_type} {name!r} is fed {describe(am, a)}, which holds the same {d} {_step_text(s)} of "
                f"{rc.describe()} twice{missing}: the width matches the layer only by repetition")
         fix = ("concatenate the two directions of the last layer: PyTorch torch.cat([h_n[-2], h_n[-1]], dim=1) or "
-               "h_n[-2:].transpose(0, 1).reshape(B, -1); Keras Bidirectional(LSTM(units), merge_mode=\"concat\"); "
+               "h_n[-2:].transpose(0, 1).reshape(B, -1), or from the output torch.cat([out[:, -1, :H], out[:, 0, H:]], "
+               "-1) (the backward half's final state is at step 0); Keras Bidirectional(LSTM(units), "
+               "merge_mode=\"concat\"); "
                "Flax: jnp.concatenate([fwd[:, -1], bwd[:, 0]], -1) (the backward pass's final state)")
         return ctx.finding(n, msg, fix=fix, tensor=a, severity=Severity.WARNING)
 
