@@ -2066,6 +2066,50 @@ class AxisMap:
                     break
         return chains
 
+    def unrolled_over_dynamic(self) -> list[tuple[onnx.NodeProto, str, int, int]]:
+        """Recurrences unrolled at export over an axis whose length is a declared dynamic dim: ``(node reading
+        step 0, tensor, axis, steps read)``.  Only the traced number of steps is ever read: a longer sequence is
+        cut without an error (a Keras 3 export with a ``None`` time axis runs a single step).  One per axis
+        (a backward pass reading the same axis reversed is the same mistake)."""
+        out, seen = [], set()
+
+        def key(src, k):
+            ax = self.axis(src, k) or ()
+            if len(ax) == 1 and ax[0].source.kind == "reversed" and len(ax[0].source.parents) == 1:
+                return (ax[0].source.parents[0].id,)
+            return tuple(f.source.id for f in ax)
+
+        def dynamic(src, k):
+            shape = self.table.shape(src)
+            d = shape[k] if shape is not None and k < len(shape) else None
+            return d is not None and not isinstance(d, int) and bool(d.free_symbols) and all(
+                is_named(x) for x in d.free_symbols)
+
+        for rc in self.recurrences:
+            if rc.kind != "unrolled" or not dynamic(rc.tensor, rc.time_axis):
+                continue
+            steps = self.step_series(rc.tensor, rc.time_axis)
+            if not steps or min(steps) < 0 or key(rc.tensor, rc.time_axis) in seen:
+                continue
+            seen.add(key(rc.tensor, rc.time_axis))
+            out.append((rc.node, rc.tensor, rc.time_axis, len(steps)))
+        reads: dict[tuple, set] = {}
+        first: dict[tuple, str] = {}
+        for t, (factors, i, k, src) in self._steps.items():
+            p = self.graph.producer(t)
+            if p is None or p.op_type not in ("Gather", "Slice", "Split") or not p.input or p.input[0] != src:
+                continue
+            reads.setdefault((src, k), set()).add(i)
+            if i == 0:
+                first.setdefault((src, k), t)
+        for (src, k), idx in reads.items():  # one step of a dynamic axis through a recurrent cell
+            if idx != {0} or not dynamic(src, k) or self.is_weight(src) or key(src, k) in seen:
+                continue
+            if self._one_step_cell(first[(src, k)]):
+                seen.add(key(src, k))
+                out.append((self.graph.producer(first[(src, k)]), src, k, 1))
+        return out
+
     @property
     def live(self) -> set[str]:
         """Tensors a graph output is computed from (dead code carries no state)."""

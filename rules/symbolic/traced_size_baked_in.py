@@ -4,7 +4,7 @@
 Finds shapes that are consistent only when a symbolic dim declared on a
 graph input (``batch``, ``seq``) takes one particular value, proven
 symbolically, and anchors the finding on the Reshape, Expand, Tile or
-ConstantOfShape whose constant shape froze that value.  Two patterns:
+ConstantOfShape whose constant shape froze that value.  The patterns:
 
 * a consumer needs ``batch*32 == 128``, true only when ``batch == 4``;
 * a Reshape with a constant target turns an axis that was ``batch`` into
@@ -13,7 +13,11 @@ ConstantOfShape whose constant shape froze that value.  Two patterns:
   with the axes it came from for one value only (the axis algebra,
   ``shapelint.axes``): ``(batch*time, F) -> (-1, 6, F)`` meant to unfold the
   frames is right only when ``time == 6``, whether the target is a constant
-  or computed (``x.size(0) // 6``).
+  or computed (``x.size(0) // 6``);
+* a recurrence unrolled at export over an axis declared dynamic reads only
+  the traced steps (Keras 3 exports a ``None`` time axis this way: one step),
+  so a longer sequence is cut without an error; anchored on the Gather that
+  reads the first step.
 
 The dims may be named anything (``batch``, tf2onnx's ``unk__N``, dynamo's
 ``s0``, jax2onnx's ``B``).  A zero state, Expand or Tile built at the traced
@@ -76,6 +80,7 @@ class TracedSizeBakedIn(Rule):
                         yield found
         for found in self.literal_cuts(ctx, reported):
             yield found
+        yield from self.unrolled_at_export(ctx, reported)
         by_condition: dict[str, set] = {}
         for c in ctx.conflicts(relation="only_when"):
             with ctx.isolated(c.node):
@@ -97,6 +102,25 @@ class TracedSizeBakedIn(Rule):
                     msg = (f"{culprit.op_type} bakes in a constant shape {self.shape_text(culprit, ctx)}; downstream, "
                            f"{c.node.op_type} {c.node.name!r} is then valid only when {cond}: {c.message}")
                 yield ctx.finding(culprit, msg, fix=self.fix_text(culprit), tensor=culprit.output[0] if culprit.output else None)
+
+    # -- a recurrence unrolled at export for the traced number of steps, over a dynamic axis
+    def unrolled_at_export(self, ctx, reported):
+        am = ctx.axis_map
+        for node, tensor, k, n in am.unrolled_over_dynamic():
+            if node is None or id(node) in reported:
+                continue
+            with ctx.isolated(node):
+                reported.add(id(node))
+                dim = format_dim_(ctx.shape(tensor)[k])
+                steps = "step 0" if n == 1 else f"steps 0..{n - 1}"
+                msg = (f"{node.op_type} {node.name or node.output[0]!r} starts a recurrence unrolled at export: it "
+                       f"reads only {steps} of axis {k} of {am.labelled(tensor)}, whose length {dim} is declared "
+                       f"dynamic, so a sequence longer than {n} is cut to {n} step{'s' if n > 1 else ''} without an "
+                       f"error" + (" and a shorter one fails" if n > 1 else ""))
+                fix = ("export the recurrence as a loop over the whole sequence, or declare the length static: Keras 3 "
+                       "keras.Input((T, F)) with the real T (its export unrolls recurrent layers), Keras 2 through "
+                       "tf2onnx keeps a dynamic length; PyTorch nn.LSTM/nn.GRU instead of a Python loop over a cell")
+                yield ctx.finding(node, msg, fix=fix, tensor=tensor)
 
     # -- a Reshape whose constant target replaces a dynamic axis by a literal
     def reshape_freezes_axis(self, n, ctx):
