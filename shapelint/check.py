@@ -149,23 +149,38 @@ def collect_paths(paths) -> list[str]:
 
 def _check_for_pool(args):
     path, kwargs = args
+    return _check_one(path, kwargs)[0]
+
+
+def _check_one(path: str, kwargs: dict) -> tuple[FileReport, list[str] | None]:
+    """One file's plain report, and (``kwargs["data_files"]``) the external-data locations its model names.
+
+    The locations are what the result cache stamps next to the model's
+    hash; None when the model was not read.
+    """
     after = kwargs.get("after")
-    kwargs = {k: v for k, v in kwargs.items() if k != "after"}
+    want_data = kwargs.get("data_files", False)
+    kwargs = {k: v for k, v in kwargs.items() if k not in ("after", "data_files")}
+    data_files = None
     try:
         report = check(path, **kwargs)
+        if want_data and report.model is not None:
+            from .load import external_data_locations
+
+            data_files = sorted({loc for _name, loc in external_data_locations(report.model)})
         if after is not None:  # verify, pictures: on the same result, in the same process, before it is freed
             report = after(report)
     except Exception as exc:  # noqa: BLE001 - last line of defence: one file never stops the run
         logger.debug("check crashed on %s", path, exc_info=True)
-        return FileReport(path, error=f"internal error while checking: {type(exc).__name__}: {exc}")
+        return FileReport(path, error=f"internal error while checking: {type(exc).__name__}: {exc}"), None
     if isinstance(report, CheckResult):
         report = report.release()  # graphs and tables stay in the process that made them
     for d in report.diagnostics:
         d.edit = None  # graph edits hold callables; they do not cross processes (``d.fixable`` says there was one)
-    return report
+    return report, data_files
 
 
-def check_paths(paths, jobs: int = 1, progress=None, after=None, **kwargs):
+def check_paths(paths, jobs: int = 1, progress=None, after=None, cache=None, scheduler=None, **kwargs):
     """Check many files, in worker processes when ``jobs > 1``; reports keep the input order.
 
     ``jobs`` is capped at the CPUs this process may use.  A worker that dies
@@ -174,7 +189,19 @@ def check_paths(paths, jobs: int = 1, progress=None, after=None, **kwargs):
     given, runs on each file's :class:`~shapelint.result.CheckResult` in the
     process that checked it (``verify``, ``--graph``) and returns the report
     to keep; it must be picklable, and its ``close()``, if any, runs when a
-    worker stops.
+    worker stops.  ``progress(report)`` is called in this process as each
+    file finishes (cached ones first).
+
+    ``cache``: a :class:`~shapelint.cache.ResultCache`, a folder to open one
+    in, or True (``.shapelint_cache`` in the working directory): a file whose
+    bytes, rules and settings are unchanged since it was stored is not
+    checked again, and each file checked is stored.  Ignored when ``after``
+    is given (``verify`` and pictures need the graph).
+
+    ``scheduler``: check on a Dask cluster instead of local processes (see
+    :mod:`shapelint.cluster`): ``"tcp://HOST:PORT"``, ``"local"`` or
+    ``"local:N"`` (a local cluster of N worker processes, started and stopped
+    here), or a ``distributed.Client``.  Files the cache holds are never sent.
     """
     from .config import default_jobs
     from .diagnostics import RunReport
@@ -185,17 +212,60 @@ def check_paths(paths, jobs: int = 1, progress=None, after=None, **kwargs):
         kwargs["rules"] = list(load_rules())
     if after is not None:
         kwargs["after"] = after
-    jobs = max(1, min(jobs, default_jobs(), len(files)))
-    if jobs > 1:
-        reports = _run_pool(files, kwargs, jobs, progress)
+        cache = None
+    if cache is False:
+        cache = None
+    if cache is not None and not hasattr(cache, "lookup"):
+        from .cache import ResultCache, default_cache_dir
+
+        cache = ResultCache(default_cache_dir(None) if cache is True else cache)
+    results: list[FileReport | None] = [None] * len(files)
+    probes: dict = {}
+    todo = list(range(len(files)))
+    if cache is not None and files:
+        cache.bind(kwargs)
+        kwargs["data_files"] = True
+        todo = []
+        for index, (report, probe) in enumerate(_lookups(cache, files)):
+            if report is None:
+                probes[index] = probe
+                todo.append(index)
+            else:
+                results[index] = report
+                if progress:
+                    progress(report)
+
+    def finish(index: int, report: FileReport, data_files) -> None:
+        results[index] = report
+        if cache is not None:
+            cache.store(probes.get(index), report, data_files)
+        if progress:
+            progress(report)
+
+    items = [(index, files[index]) for index in todo]
+    if scheduler is not None:
+        from .cluster import run_on_cluster
+
+        if items:
+            run_on_cluster(items, kwargs, scheduler, finish)
     else:
-        reports = []
-        for path in files:
-            report = _check_for_pool((path, kwargs))
-            reports.append(report)
-            if progress:
-                progress(report)
-    return RunReport(files=reports, seconds=time.perf_counter() - start)
+        jobs = max(1, min(jobs, default_jobs(), len(items)))
+        if jobs > 1:
+            _run_pool(items, kwargs, jobs, finish)
+        else:
+            for index, path in items:
+                finish(index, *_check_one(path, kwargs))
+    return RunReport(files=[r for r in results if r is not None], seconds=time.perf_counter() - start)
+
+
+def _lookups(cache, files: list[str]):
+    """The cache's answer for each file, in order; hashing overlaps in a few threads (hashlib releases the GIL)."""
+    if len(files) < 16:
+        return [cache.lookup(f) for f in files]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return list(pool.map(cache.lookup, files))
 
 
 def _pool_worker(conn, kwargs) -> None:
@@ -206,7 +276,7 @@ def _pool_worker(conn, kwargs) -> None:
             if item is None:
                 return
             index, path = item
-            conn.send((index, _check_for_pool((path, kwargs))))
+            conn.send((index, *_check_one(path, kwargs)))
     except (EOFError, OSError, KeyboardInterrupt):
         return
     finally:  # a forked worker skips atexit: what the hook started (verify's onnxruntime child) stops here
@@ -227,8 +297,11 @@ def _died(proc) -> str:
     return f"exit status {rc}"
 
 
-def _run_pool(files: list[str], kwargs: dict, jobs: int, progress) -> list[FileReport]:
+def _run_pool(items: list[tuple[int, str]], kwargs: dict, jobs: int, finish) -> None:
     """``jobs`` worker processes, each holding one file at a time, so a dead worker costs exactly its file.
+
+    ``items`` are ``(index, path)``; ``finish(index, report, data_files)`` is
+    called in this process as each file is done.
 
     (``concurrent.futures`` cannot say which file a killed worker held, and
     a BrokenProcessPool ends the whole run.)
@@ -237,8 +310,8 @@ def _run_pool(files: list[str], kwargs: dict, jobs: int, progress) -> list[FileR
     from multiprocessing.connection import wait
 
     ctx = multiprocessing.get_context()
-    results: list[FileReport | None] = [None] * len(files)
-    todo = list(range(len(files) - 1, -1, -1))  # popped from the end: input order
+    files = dict(items)
+    todo = [index for index, _ in reversed(items)]  # popped from the end: input order
     busy: dict = {}  # connection -> (process, index or None)
 
     def spawn():
@@ -260,11 +333,6 @@ def _run_pool(files: list[str], kwargs: dict, jobs: int, progress) -> list[FileR
             conn.send((index, files[index]))
         except OSError:
             pass  # it died already: its sentinel says so next
-
-    def finish(index, report):
-        results[index] = report
-        if progress:
-            progress(report)
 
     clean = False
     try:
@@ -289,7 +357,7 @@ def _run_pool(files: list[str], kwargs: dict, jobs: int, progress) -> list[FileR
                     proc.join()
                     logger.debug("worker %s died on %s", proc.pid, files[index])
                     finish(index, FileReport(files[index], error=f"the worker process checking this file died "
-                                                                  f"({_died(proc)}; out of memory?)"))
+                                                                  f"({_died(proc)}; out of memory?)"), None)
                     conn.close()
                     del busy[conn]
                     if todo:
@@ -307,4 +375,3 @@ def _run_pool(files: list[str], kwargs: dict, jobs: int, progress) -> list[FileR
                 proc.kill()
                 proc.join()
             conn.close()
-    return [r for r in results if r is not None]

@@ -197,7 +197,7 @@ def main(ctx: click.Context, verbose: int, color: bool | None) -> None:
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True)
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif", "github"]), default=None, envvar="SHAPELINT_FORMAT", help="Output format [default: text] (env SHAPELINT_FORMAT).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "jsonl", "sarif", "github"]), default=None, envvar="SHAPELINT_FORMAT", help="Output format [default: text]; jsonl: one file's JSON report a line, as files finish (env SHAPELINT_FORMAT).")
 @click.option("--select", metavar="CODES", help="Comma-separated codes or prefixes to run (e.g. SL1,SL501).")
 @click.option("--extend-select", metavar="CODES", help="Codes or prefixes to run in addition to the selected ones.")
 @click.option("--ignore", metavar="CODES", help="Comma-separated codes or prefixes to skip.")
@@ -224,17 +224,23 @@ def main(ctx: click.Context, verbose: int, color: bool | None) -> None:
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr [default: on a terminal, for 10 files or more].")
 @click.option("--verify", "run_verify", is_flag=True, help="Also run each model under onnxruntime and confirm the findings (see `shapelint verify`).")
 @click.option("--provider", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True, envvar="SHAPELINT_PROVIDER", help="onnxruntime execution provider for --verify (env SHAPELINT_PROVIDER).")
+@click.option("--no-cache", is_flag=True, default=False, envvar="SHAPELINT_NO_CACHE", help="Check every file, without reading or writing the result cache (env SHAPELINT_NO_CACHE, config cache = false).")
+@click.option("--cache-dir", metavar="DIR", envvar="SHAPELINT_CACHE_DIR", help="Where the result cache lives [default: .shapelint_cache next to the config file, else in the working directory] (env SHAPELINT_CACHE_DIR).")
+@click.option("--scheduler", metavar="ADDRESS", help="Check on a Dask cluster: tcp://HOST:PORT, or local[:N] for a local cluster of N worker processes (the dask extra: pip install '.[dask]' in shapelint's source folder).")
 @_COLOR
 @click.pass_obj
 def check(settings: Settings, paths, fmt, select, ignore, fail_on, jobs, dims, output, config_file, isolated, baseline_file, write_baseline_file, graph_dir, progress, run_verify=False, provider="cpu",
           extend_select=None, extend_ignore=None, exit_zero=False, exclude=None, extend_exclude=None, respect_gitignore=None,
-          force_exclude=None, show_files=False, show_settings=False, statistics=False, quiet=0, silent=False) -> None:
+          force_exclude=None, show_files=False, show_settings=False, statistics=False, quiet=0, silent=False,
+          no_cache=False, cache_dir=None, scheduler=None) -> None:
     """Check ONNX models (files, folders searched for *.onnx, or globs).
 
     Settings come from the nearest shapelint.toml or [tool.shapelint] in a
     pyproject.toml above the first PATH; flags and environment variables
-    override them.  Exit status: 0 nothing at or above --fail-on, 1
-    findings, 2 a file could not be checked or bad usage.
+    override them.  A file whose bytes, rules and settings are unchanged
+    since the last run is read from the result cache (.shapelint_cache).
+    Exit status: 0 nothing at or above --fail-on, 1 findings, 2 a file
+    could not be checked or bad usage.
     """
     from .baseline import BaselineError, filter_report, read_baseline, write_baseline
     from .check import check_paths
@@ -261,6 +267,8 @@ def check(settings: Settings, paths, fmt, select, ignore, fail_on, jobs, dims, o
         _terminate_cleanly()
     fmt = fmt or cfg.format or "text"
     fail_on = fail_on or cfg.fail_on or "error"
+    if scheduler is not None:
+        _check_scheduler(scheduler, run_verify, graph_dir)
     for flag, value in (("--select", select), ("--extend-select", extend_select), ("--ignore", ignore), ("--extend-ignore", extend_ignore)):
         _known_codes(flag, _codes(value), rules)
     chosen_select, chosen_ignore = _selection(cfg, select, extend_select, ignore, extend_ignore)
@@ -277,10 +285,11 @@ def check(settings: Settings, paths, fmt, select, ignore, fail_on, jobs, dims, o
         for f in files:
             click.echo(f)
         sys.exit(0)
+    cache_folder = _cache_folder(cfg, no_cache, cache_dir)
     if show_settings:
         chosen_jobs = default_jobs() if jobs == "auto" else jobs or cfg.jobs or default_jobs()
         _show_settings(cfg, paths, fmt, fail_on, chosen_select, chosen_ignore, bindings, min(chosen_jobs, default_jobs()), walk,
-                       select_rules(rules, chosen_select, chosen_ignore))
+                       select_rules(rules, chosen_select, chosen_ignore), cache_folder)
         sys.exit(0)
     if not quiet:
         for where in found.empty:
@@ -295,17 +304,51 @@ def check(settings: Settings, paths, fmt, select, ignore, fail_on, jobs, dims, o
             protect.add(data_file)
     if graph_dir and graph_dir in protect:
         _fail(f"--graph {graph_dir} is one of the checked models: choose a folder")
+    # --format jsonl on stdout: each file's line as it finishes, its per-file-ignores and baseline applied then
+    stream = fmt == "jsonl" and not output and not statistics and not write_baseline_file
     if progress is None:
-        progress = len(files) >= 10 and sys.stderr.isatty() and (bool(output) or sys.stdout.isatty())
+        progress = (len(files) >= 10 and sys.stderr.isatty() and (bool(output) or sys.stdout.isatty())
+                    and not stream)
     bar = click.progressbar(length=len(files), label="Checking", file=sys.stderr) if progress else None
-    with bar if bar is not None else _nothing():
-        report = check_paths(
-            files, jobs=jobs, progress=(lambda _r: bar.update(1)) if bar is not None else None,
-            select=chosen_select, ignore=chosen_ignore, bindings=bindings, rules=list(rules),
-            severity_overrides=cfg.severity or None, rule_options=cfg.rule_options(rules) or None,
-            after=_after_check(run_verify, graph_dir, provider, chosen_select, chosen_ignore, jobs),
-        )
-    cfg.apply_per_file_ignores(report)
+    cache = None
+    if cache_folder is not None and not run_verify and not graph_dir:
+        from .cache import ResultCache
+
+        warned = []
+
+        def cache_warning(message: str) -> None:
+            if not warned and not quiet:
+                click.echo(f"shapelint: warning: {message}", err=True)
+            warned.append(message)
+
+        cache = ResultCache(cache_folder, warn=cache_warning)
+    streamed = _Streamed(baseline, baseline_file) if stream else None
+
+    def on_report(report) -> None:
+        if bar is not None:
+            bar.update(1)
+        if streamed is not None:
+            streamed(cfg, report, quiet < 2)
+
+    if scheduler is not None and scheduler.strip().startswith("local"):
+        _terminate_cleanly()  # SIGTERM stops the local cluster's workers too
+    from .cluster import ClusterError
+
+    try:
+        with bar if bar is not None else _nothing():
+            report = check_paths(
+                files, jobs=jobs, progress=on_report if bar is not None or streamed is not None else None,
+                select=chosen_select, ignore=chosen_ignore, bindings=bindings, rules=list(rules),
+                severity_overrides=cfg.severity or None, rule_options=cfg.rule_options(rules) or None,
+                after=_after_check(run_verify, graph_dir, provider, chosen_select, chosen_ignore, jobs),
+                cache=cache, scheduler=scheduler,
+            )
+    except ClusterError as exc:
+        _fail(str(exc))
+    if cache is not None:
+        logger.info("cache %s: %d hit(s), %d miss(es), %d stored", cache.folder, cache.hits, cache.misses, cache.stored)
+    if streamed is None:
+        cfg.apply_per_file_ignores(report)
     done = None
     if write_baseline_file:
         try:
@@ -316,7 +359,7 @@ def check(settings: Settings, paths, fmt, select, ignore, fail_on, jobs, dims, o
         click.echo(f"shapelint: wrote {n} finding(s) in {len(data['files'])} file(s) to {write_baseline_file}", err=True)
         done = 0
     if baseline is not None:
-        result = filter_report(report, baseline, base_dir=Path(baseline_file).parent)
+        result = streamed.baseline if streamed is not None else filter_report(report, baseline, base_dir=Path(baseline_file).parent)
         if result.stale:
             click.echo(f"shapelint: {result.stale} baselined finding(s) no longer occur; rewrite the baseline to drop them", err=True)
     if graph_dir:
@@ -333,6 +376,8 @@ def check(settings: Settings, paths, fmt, select, ignore, fail_on, jobs, dims, o
     color = settings.color and not output and fmt == "text"
     if statistics:
         text = _statistics(report, fmt, color)
+    elif streamed is not None:
+        text = ""  # already printed, line by line
     else:
         text = render(report, fmt, rules=select_rules(rules, chosen_select, chosen_ignore), color=color, root=root,
                       **({"verbose": settings.verbose, "quiet": bool(quiet)} if fmt == "text" else {}))
@@ -344,6 +389,65 @@ def check(settings: Settings, paths, fmt, select, ignore, fail_on, jobs, dims, o
     if exit_zero and code == 1:
         code = 0
     sys.exit(code if done is None or code == 2 else done)
+
+
+def _check_scheduler(scheduler: str, run_verify: bool, graph_dir) -> None:
+    """``--scheduler``: a valid address, ``distributed`` installed, and only the static check; else one line, exit 2."""
+    from .cluster import ClusterError, distributed_installed, parse_scheduler
+
+    if run_verify or graph_dir:
+        _fail("--scheduler runs the static check only: --verify and --graph need each model in this process")
+    try:
+        parse_scheduler(scheduler)
+        distributed_installed()  # imported only when a file is sent
+    except ClusterError as exc:
+        _fail(str(exc))
+
+
+def _cache_folder(cfg, no_cache: bool, cache_dir: str | None):
+    """The result cache's folder, or None: ``--no-cache`` (env SHAPELINT_NO_CACHE) or ``cache = false`` turn it off.
+
+    ``--cache-dir`` (env SHAPELINT_CACHE_DIR) wins over the file's
+    ``cache-dir`` (relative to the file's folder); the default is
+    ``.shapelint_cache`` next to the file, else in the working directory.
+    """
+    from .cache import default_cache_dir
+
+    if no_cache or cfg.cache is False:
+        return None
+    if cache_dir is not None:
+        if not cache_dir.strip():
+            _fail("--cache-dir: expected a folder, got an empty string")
+        return Path(cache_dir)
+    if cfg.cache_dir is not None:
+        return cfg.root / cfg.cache_dir
+    return default_cache_dir(cfg.path)
+
+
+class _Streamed:
+    """``--format jsonl`` on stdout: each report printed as it finishes, per-file-ignores and baseline applied first."""
+
+    def __init__(self, baseline, baseline_file):
+        from .baseline import BaselineResult
+
+        self.data = baseline
+        self.base_dir = Path(baseline_file).parent if baseline_file else None
+        self.baseline = BaselineResult()
+
+    def __call__(self, cfg, report, echo: bool) -> None:
+        from .baseline import filter_report
+        from .diagnostics import RunReport
+
+        one = RunReport(files=[report])
+        cfg.apply_per_file_ignores(one)
+        if self.data is not None:
+            got = filter_report(one, self.data, base_dir=self.base_dir)
+            self.baseline.dropped += got.dropped
+            self.baseline.stale += got.stale
+        if echo:
+            click.echo(json.dumps(report.to_json()))
+            with contextlib.suppress(OSError, ValueError):
+                sys.stdout.flush()
 
 
 def _patterns(flag: str, value: str | None) -> list[str]:
@@ -375,7 +479,7 @@ def _selection(cfg, select, extend_select, ignore, extend_ignore) -> tuple[list[
     return chosen_select, chosen_ignore
 
 
-def _show_settings(cfg, paths, fmt, fail_on, select, ignore, bindings, jobs, walk, rules) -> None:
+def _show_settings(cfg, paths, fmt, fail_on, select, ignore, bindings, jobs, walk, rules, cache=None) -> None:
     """``--show-settings``: what this run would use, one ``key = value`` a line (values as JSON)."""
     from .report.locations import repository_root
 
@@ -397,6 +501,7 @@ def _show_settings(cfg, paths, fmt, fail_on, select, ignore, bindings, jobs, wal
         "root": str(cfg.root),
         "repository-root": str(repository_root([paths[0]], config_path=cfg.path)),
         "rules": [cls.code for cls in rules],
+        "cache-dir": str(cache) if cache is not None else None,
     }
     for key, value in rows.items():
         click.echo(f"{key} = {json.dumps(value)}")
@@ -411,9 +516,10 @@ def _statistics(report, fmt: str, color: bool = False) -> str:
         row[2] = row[2] or bool(getattr(d, "fixable", False))
     rows = sorted(counts.items(), key=lambda kv: (-kv[1][0], kv[0]))
     failed = [f for f in report.files if f.error is not None]
-    if fmt == "json":
-        return json.dumps([{"code": code, "name": name, "severity": sev, "count": n, "fixable": fix}
-                           for code, (n, name, fix, sev) in rows], indent=2)
+    if fmt in ("json", "jsonl"):
+        data = [{"code": code, "name": name, "severity": sev, "count": n, "fixable": fix}
+                for code, (n, name, fix, sev) in rows]
+        return json.dumps(data, indent=2) if fmt == "json" else "\n".join(json.dumps(row) for row in data)
     style = click.style if color else (lambda s, **_: s)
     width = max([len(str(n)) for _, (n, *_rest) in rows] + [1])
     code_width = max([len(c) for c in counts] + [5])

@@ -45,7 +45,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-FORMATS = ("text", "json", "sarif", "github")
+FORMATS = ("text", "json", "jsonl", "sarif", "github")
 SEVERITIES = ("error", "warning", "info")
 #: every key a config file may hold, with what it expects (the reference in docs/ci.md)
 KEYS = {
@@ -64,6 +64,8 @@ KEYS = {
     "extend-exclude": "list of patterns excluded in addition to exclude",
     "respect-gitignore": "boolean: skip what .gitignore files ignore",
     "force-exclude": "boolean: apply exclude patterns to paths named on the command line too",
+    "cache": "boolean: read and write the result cache",
+    "cache-dir": "folder of the result cache, relative to the config file's folder",
 }
 #: a dim is an int64 in ONNX
 MAX_DIM = 2**63 - 1
@@ -95,6 +97,10 @@ class Config:
     jobs: int | None = None  # None: the machine's cores
     format: str | None = None
     plugins: dict[str, dict] = field(default_factory=dict)
+    #: None: on (``cache = false`` turns the result cache off)
+    cache: bool | None = None
+    #: the result cache's folder, relative to the config file's folder (None: ``.shapelint_cache`` there)
+    cache_dir: str | None = None
     #: the file it came from (None: defaults); per-file-ignores globs are relative to its folder
     path: Path | None = None
 
@@ -429,6 +435,12 @@ def parse_config(table: dict) -> Config:
                 cfg.jobs = value
         elif key == "format":
             cfg.format = _choice(key, value, FORMATS)
+        elif key == "cache":
+            cfg.cache = _flag(key, value)
+        elif key == "cache-dir":
+            if not isinstance(value, str) or not value.strip() or "\x00" in value:
+                raise ConfigError(f"cache-dir: expected a folder path, got {str(value)[:60]!r}")
+            cfg.cache_dir = value
         elif key == "plugins":
             out = {}
             for name, opts in _table(key, value).items():

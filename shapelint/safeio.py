@@ -24,7 +24,8 @@ import stat
 import tempfile
 from pathlib import Path
 
-__all__ = ["Protected", "UnsafeFile", "atomic_target", "atomic_write", "is_same_file", "read_regular", "replace_from"]
+__all__ = ["Protected", "UnsafeFile", "atomic_target", "atomic_write", "is_same_file", "read_regular", "replace_file",
+           "replace_from"]
 
 
 class UnsafeFile(OSError):
@@ -128,6 +129,36 @@ def atomic_write(path: str | os.PathLike, data: bytes | str, encoding: str = "ut
             os.unlink(tmp)
         raise
     _fsync_dir(target.parent)
+
+
+def replace_file(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically, for files shapelint owns (cache entries): never through a link.
+
+    A temp file in the same folder is renamed over ``path``; what ``path``
+    was (a symlink to someone's file included) is replaced, never written
+    through.  No fsync: a file lost in a power cut is only a cache miss, and
+    an fsync per entry would cost more than the check it saves.  Concurrent
+    writers of one path each rename a whole file: the last one wins.
+
+    Raises
+    ------
+    OSError
+        the folder is missing or not writable, the device is full; no temp
+        file is left behind.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        with contextlib.suppress(OSError):
+            os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def _write_fifo(target: Path, data: bytes, path) -> None:

@@ -28,6 +28,14 @@ def parse(text: str) -> onnx.ModelProto:
     return onnx.parser.parse_model(text)
 
 
+@pytest.fixture(autouse=True)
+def _no_result_cache(monkeypatch):
+    """The CLI's result cache is off in tests (and in the processes they start): a test that changes what
+    ``check`` does (a monkeypatched step, a test-only rule) must never read a report an earlier test stored,
+    nor leave a ``.shapelint_cache`` in the working directory.  tests/test_cache.py turns it back on."""
+    monkeypatch.setenv("SHAPELINT_NO_CACHE", "1")
+
+
 @pytest.fixture(scope="session")
 def rules():
     from shapelint.plugins import load_rules

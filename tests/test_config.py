@@ -74,7 +74,7 @@ def test_every_key_is_read_into_the_config():
         ({"dims": [1, 2]}, "dims: expected a table"),
         ({"jobs": 0}, "jobs: expected an integer from 1 to 256"),
         ({"jobs": "many"}, "jobs:"),
-        ({"format": "xml"}, "format: 'xml' is not one of text, json, sarif, github"),
+        ({"format": "xml"}, "format: 'xml' is not one of text, json, jsonl, sarif, github"),
         ({"plugins": {"ACME101": 1}}, "plugins.ACME101: expected a table"),
         ({"per-file-ignores": ["x"]}, "per-file-ignores: expected a table"),
         ({"per-file-ignores": {"*.onnx": ["bad code"]}}, "is not a rule code"),

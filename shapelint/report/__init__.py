@@ -5,9 +5,16 @@ from .json import render_json
 from .sarif import render_sarif
 from .text import render_text
 
-FORMATS = ("text", "json", "sarif", "github")
+FORMATS = ("text", "json", "jsonl", "sarif", "github")
 
-__all__ = ["render_text", "render_json", "render_sarif", "render_github", "FORMATS", "render"]
+__all__ = ["render_text", "render_json", "render_jsonl", "render_sarif", "render_github", "FORMATS", "render"]
+
+
+def render_jsonl(report) -> str:
+    """One line per file: the object ``--format json`` has in ``files[]`` (input order; ``check`` streams them)."""
+    import json
+
+    return "\n".join(json.dumps(f.to_json()) for f in report.files)
 
 
 def render(report, fmt: str, rules=(), root=None, **kw) -> str:
@@ -18,6 +25,8 @@ def render(report, fmt: str, rules=(), root=None, **kw) -> str:
     """
     if fmt == "json":
         return render_json(report)
+    if fmt == "jsonl":
+        return render_jsonl(report)
     if fmt == "sarif":
         return render_sarif(report, rules, root=root)
     if fmt == "github":
