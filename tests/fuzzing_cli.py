@@ -1015,8 +1015,8 @@ def problems(case: Case, res: dict, before: dict, after: dict, tmp_left: list[st
                        f"{os.fsdecode(rel)}")
     for rel in after:
         name = os.path.basename(rel)
-        if name == b".shapelint-pictures.json":  # --graph's list of the pictures it wrote (a kept file)
-            continue
+        if name == b".shapelint-pictures.json" or b".shapelint_cache" in rel.split(b"/"):
+            continue  # --graph's list of the pictures it wrote, the result cache: kept on purpose
         if rel not in before and (name.endswith(b".tmp") or name.startswith(b".shapelint") or b"shapelint-" in name):
             out.append(f"temp file left behind: {os.fsdecode(rel)}")
     if tmp_left:

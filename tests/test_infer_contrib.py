@@ -291,3 +291,33 @@ def test_a_contrib_op_documented_as_shape_preserving_keeps_sl001_and_the_shape()
     assert [d.rule for d in diags] == ["SL001"] and "shaped like its input" in diags[0].message
     table = infer(ModelGraph.from_model(model))
     assert table.shape("out0") == (symbol("B"), symbol("S"), 8)
+
+
+def test_the_same_shape_contrib_ops_are_what_onnxruntimes_schemas_document():
+    """check never imports onnxruntime: the list is kept in the code, and compared here with the schemas."""
+    from shapelint.infer import walk
+    from shapelint.verify.worker import _onnxruntime
+
+    ort = _onnxruntime()  # imported with HOME and TMPDIR in a temp folder, as verify does
+    if ort.__version__ != walk.ORT_SCHEMAS_VERSION:
+        pytest.skip(f"the list was read from onnxruntime {walk.ORT_SCHEMAS_VERSION}, this is {ort.__version__}")
+    from onnxruntime.capi import onnxruntime_pybind11_state as ort_c
+
+    assert walk.ort_same_shape_ops_from_schemas(ort_c.get_all_operator_schema()) == walk.ORT_SAME_SHAPE_OPS
+
+
+def test_check_of_a_model_with_an_unknown_contrib_op_does_not_import_onnxruntime(tmp_path):
+    import subprocess
+    import sys
+
+    m = helper.make_model(helper.make_graph(
+        [helper.make_node("FancyNorm", ["x"], ["y"], domain="com.microsoft")], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]),
+        opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
+    path = tmp_path / "m.onnx"
+    onnx.save(m, path)
+    code = ("import sys; from shapelint.check import check; r = check(sys.argv[1]); "
+            "print('onnxruntime' in sys.modules, [d.rule for d in r.diagnostics])")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True).stdout
+    assert out.split()[0] == "False", out

@@ -9,7 +9,6 @@ whatever can still be known.
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
 
@@ -34,15 +33,21 @@ INT64_MAX = 2**63 - 1
 _KNOWN_DOMAINS = ("", "ai.onnx", "ai.onnx.ml", "ai.onnx.preview.training", "ai.onnx.preview")
 
 
-@functools.lru_cache(maxsize=None)
-def _ort_same_shape_ops() -> frozenset:
-    """com.microsoft ops whose onnxruntime schema documents output 0 as shaped like input 0, of its type."""
-    try:
-        from onnxruntime.capi import onnxruntime_pybind11_state as ort_c
-    except Exception:  # noqa: BLE001 - onnxruntime absent or broken: nothing is documented
-        return frozenset()
+#: com.microsoft ops whose onnxruntime schema documents output 0 as "same shape as input", of input 0's type.
+#: Read once from onnxruntime 1.32.0's schemas (``ORT_SCHEMAS_VERSION``; tests/test_infer_contrib.py compares
+#: it with the installed onnxruntime) and kept here: ``check`` never imports onnxruntime, whose import
+#: writes into $HOME and $TMPDIR.
+ORT_SCHEMAS_VERSION = "1.32.0"
+ORT_SAME_SHAPE_OPS = frozenset((
+    "BranchwiseRMSNorm", "GatedAdd", "GatedRMSNorm", "GroupNorm", "MRotaryEmbedding", "MoE", "QMoE",
+    "RotaryEmbedding", "ScaledSiLU",
+))
+
+
+def ort_same_shape_ops_from_schemas(schemas) -> frozenset:
+    """The set above, computed from onnxruntime's ``get_all_operator_schema()`` (for the test that keeps it true)."""
     out = set()
-    for s in ort_c.get_all_operator_schema():
+    for s in schemas:
         if s.domain != "com.microsoft" or not s.inputs or len(s.outputs) != 1:
             continue
         doc = " ".join((s.outputs[0].description or "").lower().split())
@@ -52,7 +57,7 @@ def _ort_same_shape_ops() -> frozenset:
 
 
 def documented_same_shape(domain: str, op_type: str) -> bool:
-    return domain == "com.microsoft" and op_type in _ort_same_shape_ops()
+    return domain == "com.microsoft" and op_type in ORT_SAME_SHAPE_OPS
 
 
 # ------------------------------------------------------------------ memo
