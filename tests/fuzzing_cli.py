@@ -184,11 +184,13 @@ def add_model(R: random.Random, case: Case, name: str, good: bool = False) -> st
         entries = R.choice([{}, {}, {"offset": "0", "length": "64"}, {"offset": "-1"}, {"length": "1e3"},
                             {"offset": "4096"}, {"length": str(2**63)}, {"offset": "abc"}])
         data = _weight_model(loc, **entries)
-        if loc in ("w.bin", "sub/w.bin") and loc not in case.files:
-            case.files[loc] = bytes(R.getrandbits(8) for _ in range(64)) + b"\0" * R.choice([0, 0, 4032])
-            case.protected.append(loc)
-            if loc.startswith("sub/"):
-                case.dirs.append("sub")
+        # the data file the model reads: its location resolves from the model's own folder
+        where = os.path.normpath(os.path.join(os.path.dirname(name), loc)) if loc in ("w.bin", "sub/w.bin") else loc
+        if loc in ("w.bin", "sub/w.bin") and not where.startswith("..") and where not in case.files:
+            case.files[where] = bytes(R.getrandbits(8) for _ in range(64)) + b"\0" * R.choice([0, 0, 4032])
+            case.protected.append(where)
+            if "/" in where:
+                case.dirs.append(where.rsplit("/", 1)[0])
         elif loc == "big.bin" and loc not in case.sparse:
             case.sparse[loc] = R.choice([2**20, 2**30, 3 * 2**30])
             case.protected.append(loc)
