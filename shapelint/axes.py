@@ -1996,13 +1996,7 @@ class AxisMap:
 
         Several passes may read one axis (a bidirectional layer unrolled: a forward chain and one that
         reads the last step first); each chain of steps that feed each other is its own recurrence."""
-        by_axis: dict[tuple, dict[int, list[str]]] = {}
-        for t, (factors, i, k, src) in self._steps.items():
-            p = self.graph.producer(t)
-            if p is None or p.op_type not in ("Gather", "Slice", "Split") or not p.input or p.input[0] != src:
-                continue
-            by_axis.setdefault((src, k), {}).setdefault(i, []).append(t)
-        for (src, k), steps in by_axis.items():
+        for (src, k), steps in self._step_reads().items():
             if len(steps) == 1 and 0 in steps and self.axis(src, k) == () and not self.is_weight(src) \
                     and self._one_step_cell(steps[0][0]):
                 node = self.graph.producer(steps[0][0])
@@ -2066,6 +2060,16 @@ class AxisMap:
                     break
         return chains
 
+    def _step_reads(self) -> dict[tuple, dict[int, list[str]]]:
+        """``(tensor, axis) -> step index -> the tensors a Gather/Slice/Split read at that index`` (walk order)."""
+        by_axis: dict[tuple, dict[int, list[str]]] = {}
+        for t, (factors, i, k, src) in self._steps.items():
+            p = self.graph.producer(t)
+            if p is None or p.op_type not in ("Gather", "Slice", "Split") or not p.input or p.input[0] != src:
+                continue
+            by_axis.setdefault((src, k), {}).setdefault(i, []).append(t)
+        return by_axis
+
     def unrolled_over_dynamic(self) -> list[tuple[onnx.NodeProto, str, int, int]]:
         """Recurrences unrolled at export over an axis whose length is a declared dynamic dim: ``(node reading
         step 0, tensor, axis, steps read)``.  Only the traced number of steps is ever read: a longer sequence is
@@ -2093,21 +2097,12 @@ class AxisMap:
                 continue
             seen.add(key(rc.tensor, rc.time_axis))
             out.append((rc.node, rc.tensor, rc.time_axis, len(steps)))
-        reads: dict[tuple, set] = {}
-        first: dict[tuple, str] = {}
-        for t, (factors, i, k, src) in self._steps.items():
-            p = self.graph.producer(t)
-            if p is None or p.op_type not in ("Gather", "Slice", "Split") or not p.input or p.input[0] != src:
+        for (src, k), steps in self._step_reads().items():  # one step of a dynamic axis through a recurrent cell
+            if set(steps) != {0} or not dynamic(src, k) or self.is_weight(src) or key(src, k) in seen:
                 continue
-            reads.setdefault((src, k), set()).add(i)
-            if i == 0:
-                first.setdefault((src, k), t)
-        for (src, k), idx in reads.items():  # one step of a dynamic axis through a recurrent cell
-            if idx != {0} or not dynamic(src, k) or self.is_weight(src) or key(src, k) in seen:
-                continue
-            if self._one_step_cell(first[(src, k)]):
+            if self._one_step_cell(steps[0][0]):
                 seen.add(key(src, k))
-                out.append((self.graph.producer(first[(src, k)]), src, k, 1))
+                out.append((self.graph.producer(steps[0][0]), src, k, 1))
         return out
 
     @property
@@ -2144,17 +2139,22 @@ class AxisMap:
             frontier = nxt
         return False
 
+    def _computed_from(self, start: str, budget: int) -> set[str]:
+        """``start`` and the tensors computed from it (at most ``budget``)."""
+        out, stack = set(), [start]
+        while stack and len(out) < budget:
+            t = stack.pop()
+            if t in out:
+                continue
+            out.add(t)
+            for c in self.graph.consumers(t):
+                stack.extend(o for o in c.output if o)
+        return out
+
     def _carried(self, prev: str, nxt: str, budget: int = 4000, depth: int = 8) -> bool:
         """Step ``nxt``'s cell joins it with the state computed from step ``prev``: at the first ops where what
         ``nxt`` computes meets another (non-weight) operand, that operand comes from ``prev``."""
-        from_prev, stack = set(), [prev]
-        while stack and len(from_prev) < budget:
-            t = stack.pop()
-            if t in from_prev:
-                continue
-            from_prev.add(t)
-            for c in self.graph.consumers(t):
-                stack.extend(o for o in c.output if o)
+        from_prev = self._computed_from(prev, budget)
         mine, frontier = {nxt}, [nxt]
         for _ in range(depth):
             joins, nxt_frontier = [], []
@@ -2176,15 +2176,7 @@ class AxisMap:
 
     def _step_feeds(self, first: str, second: str, budget: int = 4000) -> bool:
         """Does what step 0 computes flow into what step 1 computes (a state carried between steps)?"""
-        # tensors computed from step 1
-        from_second, stack = set(), [second]
-        while stack and len(from_second) < budget:
-            t = stack.pop()
-            if t in from_second:
-                continue
-            from_second.add(t)
-            for c in self.graph.consumers(t):
-                stack.extend(o for o in c.output if o)
+        from_second = self._computed_from(second, budget)  # tensors computed from step 1
         # walk forward from step 0 (not through step 1's own values); meeting one of them: carried state
         seen, stack = set(), [first]
         while stack and len(seen) < budget:
