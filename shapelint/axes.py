@@ -55,9 +55,9 @@ from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 import onnx
-import sympy
 
-from .dims import Dim, Relation, compare, format_dim, is_named, product, ratio
+from .dims import Dim, Relation, compare, exact_quotient, format_dim, has_floor, is_named, product, ratio
+from .poly import Poly, canonical
 from .graph import ModelGraph
 from .infer import ShapeTable
 from .infer.registry import values_of
@@ -255,6 +255,14 @@ class State:
 
 # ----------------------------------------------------------------- arithmetic on dims
 
+def _node_errors() -> tuple:
+    import sys
+
+    errors = (ArithmeticError, IndexError, KeyError, TypeError, ValueError, RecursionError)
+    sympy = sys.modules.get("sympy")
+    return errors + (sympy.PolynomialError,) if sympy is not None else errors
+
+
 def _eq(a: Dim, b: Dim) -> bool:
     if a is None or b is None:
         return False
@@ -264,9 +272,7 @@ def _eq(a: Dim, b: Dim) -> bool:
 
 
 def _int(d):
-    if isinstance(d, sympy.Integer):
-        return int(d)
-    return d
+    return canonical(d)
 
 
 def _canon(factors) -> Axis:
@@ -296,6 +302,14 @@ def _divides(p: Dim, q: Dim) -> str:
 @functools.lru_cache(maxsize=65536)
 def _divides_symbolic(p: Dim, q: Dim) -> str:
     """:func:`_divides` where a side is symbolic (pure, so cached: every block of a model asks the same)."""
+    if type(p) in (int, Poly) and type(q) in (int, Poly) and p != 0:
+        if exact_quotient(q, p) is not None:
+            return "yes"
+        if _proportional(q, p):
+            return "no"  # a constant ratio that is not an integer (3N over 2N)
+        return "unknown" if _fresh_in(p) or _fresh_in(q) else "no"
+    import sympy
+
     r = ratio(q, p)
     if r is None:
         return "unknown"
@@ -312,6 +326,14 @@ def _divides_symbolic(p: Dim, q: Dim) -> str:
     if _fresh_in(p) or _fresh_in(q):
         return "unknown"
     return "no"
+
+
+def _proportional(a, b) -> bool:
+    """Two Polys that are one rational constant times each other (same monomials, one coefficient ratio)."""
+    if type(a) is not Poly or type(b) is not Poly or len(a.terms) != len(b.terms):
+        return False
+    (m0, c0), (n0, d0) = a.terms[0], b.terms[0]
+    return all(m == n and c * d0 == d * c0 for (m, c), (n, d) in zip(a.terms, b.terms))
 
 
 # ----------------------------------------------------------------- the analysis
@@ -952,8 +974,9 @@ class AxisMap:
         for node in nodes:
             try:
                 outs = self._transfer(node)
-            except (ArithmeticError, IndexError, KeyError, TypeError, ValueError, RecursionError,
-                    sympy.PolynomialError) as exc:  # a malformed node: say nothing about its outputs
+            except Exception as exc:  # a malformed node: say nothing about its outputs
+                if not isinstance(exc, _node_errors()):
+                    raise
                 logger.debug("axes: %s %s: %s", node.op_type, node.name, exc)
                 outs = None
             # the node's fields once, as Python objects (each protobuf access builds a new container)
@@ -1207,7 +1230,7 @@ class AxisMap:
         element count is the same on both sides, and ``b*t/6`` tells whether the cut lines up with ``t``."""
         if node.op_type != "Reshape" or len(node.input) < 2:
             return out_shape
-        minus = [k for k, d in enumerate(out_shape) if isinstance(d, sympy.Expr) and d.has(sympy.floor)]
+        minus = [k for k, d in enumerate(out_shape) if has_floor(d)]
         if len(minus) != 1:
             return out_shape
         q = minus[0]
@@ -2203,13 +2226,19 @@ def _index_of(value, n: Dim) -> int | None:
     v = value[0]
     if isinstance(v, int):
         return v
-    if isinstance(v, sympy.Integer):
-        return int(v)
-    try:
-        d = sympy.simplify(v - n)
-    except (TypeError, sympy.SympifyError):
+    if v is None or n is None:
         return None
-    return int(d) if isinstance(d, sympy.Integer) and d < 0 else None
+    if type(v) is Poly and type(n) in (int, Poly):
+        d = v - n
+    else:
+        import sympy
+
+        from ._sym import to_sympy
+        try:
+            d = canonical(sympy.simplify(to_sympy(v) - to_sympy(n)))
+        except (TypeError, sympy.SympifyError):
+            return None
+    return d if type(d) is int and d < 0 else None
 
 
 def _reads_backwards(a: Axis, b: Axis) -> bool:

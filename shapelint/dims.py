@@ -1,9 +1,12 @@
 """Symbolic dimension algebra.
 
-A dimension is either a Python ``int`` (static), a :mod:`sympy` expression over
-positive integer symbols (``batch``, ``batch*64``, ``floor((H - 3)/2) + 1``), or
-``None`` (nothing is known).  A shape is a tuple of dimensions, or ``None`` when
-even the rank is unknown.
+A dimension is a Python ``int`` (static), a :class:`~shapelint.poly.Poly` (a polynomial with integer
+coefficients over positive integer symbols: ``batch``, ``batch*64``, ``past + sequence``), a
+:mod:`sympy` expression for anything else (``floor((H - 3)/2) + 1``, ``Max(a, b)``), or ``None``
+(nothing is known).  A shape is a tuple of dimensions, or ``None`` when even the rank is unknown.
+
+Each dim has one canonical form (a sympy result that is a polynomial becomes a ``Poly``), so ``==``
+is exact.  sympy is imported only when a model needs it: the fast path is plain Python.
 
 Everything here is pure and cached: exported graphs repeat the same few
 expressions thousands of times.
@@ -16,11 +19,13 @@ import itertools
 import logging
 import math
 import re
+import sys
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Union
+from typing import Any, Union
 
-import sympy
+from shapelint import poly as _poly
+from shapelint.poly import Poly, canonical, is_sympy
 
 __all__ = [
     "Dim",
@@ -47,25 +52,28 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-Dim = Union[int, sympy.Expr, None]
+Dim = Union[int, Poly, Any, None]  # Any: a sympy expression
 Shape = Union[tuple, None]
 
 _fresh_counter = itertools.count(1)
 
 
-class Fresh(sympy.Dummy):
-    """A dimension inference could not name: a ``sympy.Dummy``, so it never equals any declared symbol.
+def _sympy():
+    import sympy
 
-    A model may declare ``unk__1`` itself (tf2onnx does); a fresh dim named from a counter with the
-    same prefix would become that very symbol and be "proven" equal to it.  A Dummy is unique by
-    identity, whatever its name; the name (``?1``, ``?2`` ... numbered per file) is for messages only.
-    """
+    return sympy
 
-    def __new__(cls, name: str):
-        return super().__new__(cls, name, integer=True, positive=True)
 
-    def _sympystr(self, printer) -> str:
-        return self.name
+def _sym():
+    from shapelint import _sym
+
+    return _sym
+
+
+def _arith_errors() -> tuple:
+    errors = (TypeError, ValueError, ZeroDivisionError, OverflowError)
+    sympy = sys.modules.get("sympy")
+    return errors + (sympy.PolynomialError,) if sympy is not None else errors
 
 
 def reset_fresh() -> None:
@@ -74,17 +82,16 @@ def reset_fresh() -> None:
     _fresh_counter = itertools.count(1)
 
 
-@functools.lru_cache(maxsize=None)
-def symbol(name: str) -> sympy.Symbol:
+def symbol(name: str) -> Poly:
     """Return the positive integer symbol called ``name``.
 
     >>> symbol("batch") * 2
     2*batch
     """
-    return sympy.Symbol(name, integer=True, positive=True)
+    return _poly.named(name)
 
 
-def fresh_symbol() -> sympy.Symbol:
+def fresh_symbol() -> Poly:
     """A new anonymous dimension (``?N``): unknown, but the same wherever it flows.
 
     >>> a, b = fresh_symbol(), fresh_symbol()
@@ -93,7 +100,7 @@ def fresh_symbol() -> sympy.Symbol:
     """
     global _fresh_made
     _fresh_made += 1
-    return Fresh(f"?{next(_fresh_counter)}")
+    return _poly.fresh(f"?{next(_fresh_counter)}")
 
 
 _fresh_made = 0  # fresh dims made since the process started (never reset): "did this step make one?"
@@ -109,28 +116,53 @@ def is_static(d: Dim) -> bool:
     return isinstance(d, int)
 
 
-def is_named(sym: sympy.Symbol) -> bool:
+def is_named(sym) -> bool:
     """True for a symbol the model declared (``batch``, ``s0``, tf2onnx's ``unk__3``), false for a fresh one."""
-    return not isinstance(sym, sympy.Dummy)
+    if type(sym) is Poly:
+        return sym.named
+    return not isinstance(sym, _sympy().Dummy)
+
+
+def is_symbolic(d) -> bool:
+    """True for a dim that is neither unknown nor an int: a :class:`Poly` or a sympy expression."""
+    return d is not None and type(d) is not int and (type(d) is Poly or is_sympy(d))
+
+
+def is_symbol(d) -> bool:
+    """True for one symbol (``batch``, ``?3``), as a Poly or as sympy's."""
+    if type(d) is Poly:
+        return d.is_Symbol
+    return is_sympy(d) and d.is_Symbol
+
+
+def free_symbols(d: Dim) -> set:
+    """The symbols in ``d``, as ``Poly`` symbols (also for a sympy expression's, where they are ours)."""
+    if d is None or type(d) is int:
+        return set()
+    if type(d) is Poly:
+        return d.free_symbols
+    if not is_sympy(d):
+        return set()
+    return {canonical(s) for s in d.free_symbols}
 
 
 def free_names(d: Dim) -> set[str]:
     """Names of the user-declared symbols in ``d``."""
     if d is None or isinstance(d, int):
         return set()
+    if type(d) is Poly:
+        return {s.name for s in d.free_symbols if s.named}
     return {s.name for s in d.free_symbols if is_named(s)}
 
 
 def simplify(d: Dim) -> Dim:
-    """Normalise: sympy integers become ``int``."""
-    if d is None or type(d) is int:
+    """Normalise: the canonical form (an int, a Poly, or a sympy expression that is neither)."""
+    if d is None or type(d) is int or type(d) is Poly:
         return d
     if isinstance(d, bool):
         return int(d)
-    if isinstance(d, sympy.Integer) or (isinstance(d, sympy.Expr) and d.is_Integer):
-        return int(d)
-    if isinstance(d, sympy.Expr):
-        return d
+    if is_sympy(d):
+        return canonical(d) if d.is_Integer or isinstance(d, _sympy().Expr) else d
     try:
         return int(d)
     except (TypeError, ValueError):
@@ -144,8 +176,10 @@ def _binary(fn):
             return None
         try:
             return simplify(fn(a, b))
-        except (TypeError, ValueError, ZeroDivisionError, OverflowError, sympy.PolynomialError):
-            return None
+        except Exception as exc:  # sympy's errors are caught only where sympy was used
+            if isinstance(exc, _arith_errors()):
+                return None
+            raise
 
     return wrapper
 
@@ -165,13 +199,45 @@ def mul(a, b):
     return a * b
 
 
-@functools.lru_cache(maxsize=65536)
+def exact_quotient(a: Dim, b: Dim) -> Dim:
+    """``a / b`` when it is an int or a Poly (``b`` divides ``a`` exactly), else None."""
+    ta, tb = type(a), type(b)
+    if ta is int and tb is int:
+        return a // b if b and a % b == 0 else None
+    if ta is Poly and tb in (int, Poly):
+        return a.exact_div(b)
+    return None
+
+
+def has_floor(d: Dim) -> bool:
+    """True for a sympy expression with a floor in it (a Poly, an int, None have none)."""
+    return is_sympy(d) and d.has(_sympy().floor)
+
+
+def sympy_call(name: str, *args) -> Dim:
+    """sympy's ``name`` (``Max``, ``Min``...) of dims, canonical again."""
+    sym = _sym()
+    return canonical(getattr(_sympy(), name)(*map(sym.to_sympy, args)))
+
+
 def ratio(a: Dim, b: Dim):
-    """``a / b`` as a cancelled sympy expression (cached: models repeat the same few shapes); None if undecidable."""
+    """``a / b``, canonical (cached: models repeat the same few shapes); None if undecidable.
+
+    An exact quotient is an int or a Poly; anything else (``3/2``, ``batch/seq``) a sympy expression.
+    """
     if a is None or b is None:
         return None
+    q = exact_quotient(a, b)
+    if q is not None:
+        return q
+    return _ratio_sympy(a, b)
+
+
+@functools.lru_cache(maxsize=65536)
+def _ratio_sympy(a, b):
+    sympy, sym = _sympy(), _sym()
     try:
-        return sympy.cancel(sympy.sympify(a) / sympy.sympify(b))
+        return canonical(sympy.cancel(sym.to_sympy(a) / sym.to_sympy(b)))
     except (TypeError, ValueError, ZeroDivisionError, sympy.PolynomialError):
         return None
 
@@ -182,15 +248,21 @@ def floordiv(a, b):
         return a // b
     if b == 1:
         return a
+    q = exact_quotient(a, b)
+    if q is not None:
+        return q
     return _floordiv_cached(a, b)
 
 
 @functools.lru_cache(maxsize=65536)
 def _floordiv_cached(a, b):
-    q = ratio(a, b) if not isinstance(b, int) else a / sympy.Integer(b)
+    sympy, sym = _sympy(), _sym()
+    q = ratio(a, b) if not isinstance(b, int) else sym.to_sympy(a) / sympy.Integer(b)
     if q is None:
         return None
-    q = sympy.expand(q)
+    if type(q) in (int, Poly):
+        return q
+    q = sympy.expand(sym.to_sympy(q))
     if q.is_Number:  # 3N / 2N: a plain ratio, no generators for Poly
         return sympy.floor(q)
     if q.is_integer or (q.is_polynomial() and all(c.is_integer for c in sympy.Poly(q).coeffs())):
@@ -202,7 +274,11 @@ def _floordiv_cached(a, b):
 def ceildiv(a, b):
     if isinstance(a, int) and isinstance(b, int):
         return -(-a // b)
-    q = sympy.expand(a / sympy.sympify(b))
+    q = exact_quotient(a, b)
+    if q is not None:
+        return q
+    sympy, sym = _sympy(), _sym()
+    q = sympy.expand(sym.to_sympy(a) / sym.to_sympy(b))
     if q.is_integer:
         return q
     return sympy.ceiling(q)
@@ -212,7 +288,12 @@ def ceildiv(a, b):
 def mod(a, b):
     if isinstance(a, int) and isinstance(b, int):
         return a % b
-    return sympy.Mod(a, b)
+    if type(a) is Poly and type(b) is int and b > 0 and all(c % b == 0 for m, c in a.terms if m):
+        return a.constant % b
+    if exact_quotient(a, b) is not None:
+        return 0
+    sym = _sym()
+    return _sympy().Mod(sym.to_sympy(a), sym.to_sympy(b))
 
 
 def product(dims) -> Dim:
@@ -264,9 +345,65 @@ class Comparison:
         return " or ".join(f"{k} == {v}" for k, v in self.when)
 
 
+_EQUAL, _DIFFERENT, _UNKNOWN = Comparison(Relation.EQUAL), Comparison(Relation.DIFFERENT), Comparison(Relation.UNKNOWN)
+
+
+def _compare_poly(a, b) -> Comparison | None:
+    """:func:`compare` of ints and Polys without sympy, where the answer is certainly sympy's; None to
+    ask sympy.
+
+    The difference is exact: zero is equal, a nonzero int is different, a fresh symbol makes it unknown,
+    terms of one sign (``-5*B*T``, ``B + T + 1``) never cancel, a linear form in several symbols with both
+    signs (``B - T``) is unknown.  Taking out the monomial every term shares (``B - B*T`` is
+    ``B*(1 - T)``), what is left is ``c*s + k`` in one named symbol: zero only at ``s = -k/c``.  And
+    ``c*m + k`` with ``m`` a product of several symbols and ``|c| <= |k|`` of opposite signs is zero for
+    some sizes and not others, which sympy leaves unknown too (its factors each keep several symbols).
+    """
+    diff = a - b
+    if type(diff) is int:
+        return _EQUAL if diff == 0 else _DIFFERENT
+    atoms = diff.atoms_()
+    if not all(_poly._NAMED[x] for x in atoms):
+        return _UNKNOWN
+    terms = diff.terms
+    if len(terms) == 1 or len({c > 0 for _, c in terms}) == 1:
+        return _DIFFERENT  # one sign throughout: products of positive sizes never cancel
+    if diff.degree == 1 and len(atoms) > 1:
+        return _UNKNOWN  # 2*b - s: zero where s == 2*b, and sympy never solves for two symbols
+    common = dict(terms[0][0])
+    for m, _ in terms[1:]:
+        dm = dict(m)
+        common = {x: min(e, dm[x]) for x, e in common.items() if x in dm}
+    rest = diff.exact_div(_poly._make({tuple(sorted(common.items())): 1})) if common else diff
+    if type(rest) is Poly and rest.degree == 1 and len(rest.atoms_()) == 1:
+        (x,) = rest.atoms_()
+        k = rest.constant
+        c = next(c for m, c in rest.terms if m)
+        if k % c == 0 and -k // c > 0:
+            return Comparison(Relation.ONLY_WHEN, ((_poly._NAMES[x], -k // c),))
+        if not common:
+            return _DIFFERENT  # no positive integer root
+        return None
+    if len(terms) == 2 and not terms[0][0]:
+        (_, k), (m, c) = terms
+        if len(m) > 1 and (c > 0) != (k > 0) and abs(c) <= abs(k):
+            return _UNKNOWN
+    return None
+
+
 @functools.lru_cache(maxsize=65536)
 def _compare_cached(a, b) -> Comparison:
-    diff = sympy.expand(sympy.sympify(a) - sympy.sympify(b))
+    if type(a) in (int, Poly) and type(b) in (int, Poly):
+        got = _compare_poly(a, b)
+        if got is not None:
+            return got
+    return _compare_sympy(a, b)
+
+
+def _compare_sympy(a, b) -> Comparison:
+    """:func:`compare` in sympy: the general case (and the reference the fast path is tested against)."""
+    sympy, sym = _sympy(), _sym()
+    diff = sympy.expand(sym.to_sympy(a) - sym.to_sympy(b))
     if diff == 0:
         return Comparison(Relation.EQUAL)
     if diff.is_number:
@@ -298,7 +435,7 @@ def _compare_cached(a, b) -> Comparison:
     if len(syms) == 1:
         (s,) = syms
         try:
-            sols = sympy.solve(sympy.Eq(sympy.sympify(a), sympy.sympify(b)), s)
+            sols = sympy.solve(sympy.Eq(sym.to_sympy(a), sym.to_sympy(b)), s)
         except (NotImplementedError, ValueError, TypeError):
             return Comparison(Relation.UNKNOWN)
         ints = [int(v) for v in sols if getattr(v, "is_integer", False) and v > 0]
@@ -311,9 +448,6 @@ def _compare_cached(a, b) -> Comparison:
     return Comparison(Relation.UNKNOWN)
 
 
-_EQUAL, _DIFFERENT, _UNKNOWN = Comparison(Relation.EQUAL), Comparison(Relation.DIFFERENT), Comparison(Relation.UNKNOWN)
-
-
 # ---------------------------------------------------------- periodic equalities
 #: the longest period a conditional equality is searched over (product of the strides involved)
 MAX_PERIOD = 4096
@@ -322,6 +456,8 @@ MAX_PERIOD = 4096
 def _compile(e):
     """``e`` as a function of a dict of Fractions, exactly (floor, ceiling, Mod included); None if it has
     anything else (Max, Min, powers of symbols...)."""
+    sympy = _sympy()
+    e = _sym().to_sympy(e)
     if e.is_Integer or e.is_Rational:
         v = Fraction(int(e.p), int(e.q))
         return lambda env: v
@@ -354,6 +490,7 @@ def _compile(e):
 
 def _period(e) -> int:
     """A period of ``e`` in its symbol when ``e`` is quasi-linear (floors of rational-linear terms)."""
+    sympy = _sympy()
     if e.is_Rational:
         return 1
     if e.is_Symbol:
@@ -388,8 +525,11 @@ def periodic_equality(a: Dim, b: Dim):
     """
     if a is None or b is None or (isinstance(a, int) and isinstance(b, int)):
         return None
+    if type(a) in (int, Poly) and type(b) in (int, Poly):
+        return None  # no floor, ceiling or Mod in a polynomial
+    sympy, sym = _sympy(), _sym()
     try:
-        diff = sympy.sympify(a) - sympy.sympify(b)
+        diff = sym.to_sympy(a) - sym.to_sympy(b)
     except (TypeError, ValueError):
         return None
     syms = diff.free_symbols
@@ -438,6 +578,10 @@ def compare(a: Dim, b: Dim) -> Comparison:
         return _EQUAL if a == b else _DIFFERENT
     if a is b or a == b:
         return _EQUAL
+    if type(a) in (int, Poly) and type(b) in (int, Poly):
+        got = _compare_poly(a, b)
+        if got is not None:
+            return got
     try:
         return _compare_cached(a, b)
     except (TypeError, ValueError, RecursionError):  # pragma: no cover - sympy corner cases
@@ -448,7 +592,7 @@ def compare(a: Dim, b: Dim) -> Comparison:
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:/\-]*$")
 _TOKEN = re.compile(r"\s*(?:(\d{1,12})|([A-Za-z_][A-Za-z0-9_]*)|(//|[-+*/(),]))")
-_FUNCS = {"floor": sympy.floor, "ceiling": sympy.ceiling, "Mod": sympy.Mod, "Max": sympy.Max, "Min": sympy.Min}
+_FUNCS = ("floor", "ceiling", "Mod", "Max", "Min")  # sympy's, imported when a dim_param uses one
 
 
 class _Parser:
@@ -511,9 +655,11 @@ class _Parser:
             if op == "*":
                 out = out * rhs
             elif op == "//":
-                out = sympy.floor(sympy.sympify(out) / rhs)
+                q = exact_quotient(out, rhs)
+                out = q if q is not None else _sympy().floor(_sym().to_sympy(out) / _sym().to_sympy(rhs))
             else:
-                out = sympy.sympify(out) / rhs
+                q = exact_quotient(out, rhs)
+                out = q if q is not None else _sym().to_sympy(out) / _sym().to_sympy(rhs)
         return out
 
     def factor(self):
@@ -525,7 +671,7 @@ class _Parser:
             self.take(")")
             return out
         if tok.isdigit():
-            return sympy.Integer(int(tok))
+            return int(tok)
         if tok in _FUNCS:
             self.take("(")
             args = [self.expr()]
@@ -533,7 +679,7 @@ class _Parser:
                 self.take()
                 args.append(self.expr())
             self.take(")")
-            return _FUNCS[tok](*args)
+            return canonical(getattr(_sympy(), tok)(*map(_sym().to_sympy, args)))
         if tok[0].isalpha() or tok[0] == "_":
             return symbol(tok)
         raise ValueError(f"unexpected {tok!r}")
@@ -562,7 +708,7 @@ def parse_dim(text: str) -> Dim:
             out = simplify(_Parser(text).parse())
         except (ValueError, TypeError, ZeroDivisionError, RecursionError):
             out = symbol(text)  # anything else is one opaque dim, never evaluated
-        if not isinstance(out, (int, sympy.Expr)):
+        if not (type(out) in (int, Poly) or (is_sympy(out) and isinstance(out, _sympy().Expr))):
             out = symbol(text)
     if len(_parse_cache) < 100_000:
         _parse_cache[text] = out
@@ -581,11 +727,42 @@ def format_dim(d: Dim) -> str:
         return "?"
     if isinstance(d, int):
         return str(d)
+    if type(d) is Poly:
+        return _format_poly(d)
     return _format_expr(d)
+
+
+def _format_poly(p: Poly) -> str:
+    """:func:`_format_expr` of a Poly, without sympy where its order is plain: one term, or a sum of
+    degree-1 terms in named symbols (sympy sorts those by name, the constant last)."""
+    terms = p.terms
+    if len(terms) == 1 and p.monomial_str() is not None:
+        (mono, c), = terms
+        body = "*".join(p._factors(mono))
+        if c == 1:
+            return body
+        if c == -1:
+            return f"-{body}"
+        return f"{body}*{c}" if c > 0 else f"-{body}*{-c}"
+    names, named = _poly._NAMES, _poly._NAMED
+    if any(m and (len(m) > 1 or m[0][1] > 1 or not named[m[0][0]]) for m, _ in terms):
+        return _format_expr(p._sympy_())  # sympy's order of products, powers and fresh symbols in a sum
+    lin = sorted((t for t in terms if t[0]), key=lambda t: names[t[0][0][0]])
+    k = p.constant
+    out = ""
+    for mono, c in lin:
+        name = names[mono[0][0]]
+        part = name if abs(c) == 1 else f"{name}*{abs(c)}"
+        out = (("-" if c < 0 else "") + part) if not out else out + (f" - {part}" if c < 0 else f" + {part}")
+    if k:
+        out += f" - {-k}" if k < 0 else f" + {k}"
+    return out
 
 
 @functools.lru_cache(maxsize=65536)
 def _format_expr(e) -> str:
+    sympy = _sympy()
+    e = _sym().to_sympy(e)
     if isinstance(e, sympy.Mul):
         coeff, rest = e.as_coeff_Mul()
         if coeff != 1 and coeff.is_Integer:

@@ -105,7 +105,7 @@ def evaluate(shape, subs):
             out.append(d)
         else:
             v = d.subs(subs)
-            out.append(int(v) if v.is_Integer else None)
+            out.append(v if isinstance(v, int) else int(v) if getattr(v, "is_Integer", False) else None)
     return out
 
 

@@ -19,9 +19,8 @@ import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-import sympy
-
-from ..dims import MAX_PERIOD, Dim, format_dim, is_named, periodic_equality
+from ..dims import MAX_PERIOD, Dim, format_dim, is_named, periodic_equality, simplify
+from ..poly import Poly
 
 __all__ = [
     "Constraint",
@@ -117,8 +116,8 @@ def require_at_most(ctx, d: Dim, bound: int, why: str) -> bool:
     (s,) = syms
     if not is_named(s):
         return False
-    off = sympy.expand(d - s)
-    if not off.is_Integer:
+    off = simplify(d - s)
+    if type(off) is not int:
         return False
     node = ctx.node
     _record(ctx, Constraint(s.name, "le", bound=int(bound - off), node=node.name or None, op_type=node.op_type,
@@ -136,9 +135,14 @@ def require_positive(ctx, d: Dim, why: str) -> bool:
     (s,) = syms
     if not is_named(s):
         return False
-    from ..dims import _compile
+    if type(d) is Poly:
+        def fn(env):
+            return d.subs({s: int(env[s])})
+    else:
+        from .._sym import to_sympy
+        from ..dims import _compile
 
-    fn = _compile(sympy.sympify(d))
+        fn, s = _compile(d), to_sympy(s)
     if fn is None:
         return False
     try:

@@ -15,7 +15,7 @@ import re
 import numpy as np
 import onnx
 
-from ..dims import fresh_made, fresh_symbol, parse_dim, reset_fresh
+from ..dims import fresh_made, fresh_symbol, parse_dim, reset_fresh, simplify
 from ..graph import ModelGraph, constant_node_value, tensor_value
 from ..load import tensor_nbytes
 from . import ops  # noqa: F401 - registers the handlers
@@ -159,8 +159,7 @@ class Inferencer:
         subs = {names[k]: v for k, v in self.bindings.items() if k in names}
         if not subs:
             return d
-        out = d.subs(subs)
-        return int(out) if out.is_Integer else out
+        return simplify(d.subs(subs))
 
     def run(self) -> ShapeTable:
         g = self.model.graph

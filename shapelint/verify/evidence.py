@@ -15,9 +15,9 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
-import sympy
 
-from ..dims import symbol  # noqa: F401 - the doctests use it
+from ..dims import free_symbols, symbol  # noqa: F401 - the doctests use symbol
+from ..poly import Poly
 
 __all__ = ["Condition", "conditions", "evaluate", "relation_values", "shape_literals", "traced_values"]
 
@@ -34,8 +34,14 @@ def evaluate(d, subs: dict) -> int | None:
         return None
     if isinstance(d, (int, np.integer)):
         return int(d)
+    if type(d) is Poly:
+        v = d.subs(subs) if subs else d
+        return v if type(v) is int else None
+    import sympy
+
+    from .._sym import to_sympy
     try:
-        v = sympy.sympify(d.xreplace(subs) if subs else d)
+        v = sympy.sympify(d.xreplace({to_sympy(k): to_sympy(x) for k, x in subs.items()}) if subs else d)
         if not v.free_symbols:
             v = sympy.simplify(v) if not v.is_Integer else v
         if v.is_Integer:
@@ -128,9 +134,9 @@ def _checks(result, syms: dict):
         kind = "pos" if node.op_type in _POSITIVE_OPS else "nonneg"
         for name in node.output:
             for d in (table.shape(name) if name else None) or ():
-                if d is None or isinstance(d, int) or not d.free_symbols:
+                if d is None or isinstance(d, int) or not free_symbols(d):
                     continue
-                if all(s in syms for s in d.free_symbols):
+                if all(s in syms for s in free_symbols(d)):
                     add((kind, d, None))
         if node.op_type != "Reshape":
             continue
@@ -155,7 +161,7 @@ def _checks(result, syms: dict):
         if known is None or numel is None or isinstance(numel, int) and isinstance(known, int):
             continue
         exprs = [e for e in (numel, known) if not isinstance(e, int)]
-        if all(s in syms for e in exprs for s in e.free_symbols):
+        if all(s in syms for e in exprs for s in free_symbols(e)):
             add(("divides", numel, known))
     return out
 

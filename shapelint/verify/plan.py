@@ -28,9 +28,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import sympy
 
-from ..dims import free_names, parse_dim, symbol
+from ..dims import Dim, free_names, free_symbols, is_symbol, parse_dim, symbol
 from ..infer.constraints import meet_preconditions
 from .codes import MAX_BINDINGS
 from .evidence import _checks, conditions, evaluate, relation_values, shape_literals, traced_values
@@ -70,7 +69,7 @@ class Binding:
 
 
 # --------------------------------------------------------------------- symbols
-def input_symbols(result) -> dict[str, sympy.Symbol]:
+def input_symbols(result) -> dict[str, Dim]:
     """The symbolic dims of the graph inputs, in input order: name -> the symbol inference uses for it.
 
     A ``dim_param`` gives its free names; an axis the model left anonymous
@@ -81,7 +80,7 @@ def input_symbols(result) -> dict[str, sympy.Symbol]:
 
     model, table = result.model, result.table
     inits = {t.name for t in model.graph.initializer}
-    out: dict[str, sympy.Symbol] = {}
+    out: dict[str, Dim] = {}
     for vi in model.graph.input:
         if vi.name in inits or not vi.type.HasField("tensor_type") or not vi.type.tensor_type.HasField("shape"):
             continue
@@ -98,7 +97,7 @@ def input_symbols(result) -> dict[str, sympy.Symbol]:
                     out.setdefault(name, symbol(name))
             else:
                 s = inferred[k] if inferred is not None and k < len(inferred) else None
-                if isinstance(s, sympy.Symbol):
+                if is_symbol(s):
                     out.setdefault(anonymous_dim_name(vi.name, k), s)
     return out
 
@@ -148,7 +147,7 @@ def equal_dims(result, syms_by_name: dict) -> list[set[str]]:
         if vi.name in inits:
             continue
         for d in result.table.shape(vi.name) or ():
-            if isinstance(d, sympy.Symbol):
+            if is_symbol(d):
                 owners.setdefault(d, set()).add(vi.name)
     by_sym = {s: n for n, s in syms_by_name.items()}
     parent = {n: n for n in syms_by_name}
@@ -227,7 +226,7 @@ def _repair(dims, checks, syms_by_name, fixed=(), kinds=("pos", "nonneg", "divid
         involved = set()
         for e in (a, b):
             if e is not None and not isinstance(e, int):
-                involved |= e.free_symbols
+                involved |= free_symbols(e)
         names = sorted(n for n, s in syms_by_name.items() if s in involved and n in dims and n not in fixed)
         trial = None
         for s in names:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import onnx
 
 from ...dims import Dim, Relation, compare, format_dim, format_shape, fresh_symbol, free_names, is_named
+from ...poly import Poly
 from ..registry import NodeContext
 
 BOOL = onnx.TensorProto.BOOL
@@ -30,6 +31,8 @@ def norm_axis(axis: int, rank: int) -> int | None:
 
 def simpler(a: Dim, b: Dim) -> Dim:
     """Of two dims known equal, the one written with fewer operations (``H`` over ``ceil(ceil(H/2)/2)*4``)."""
+    if type(a) in (int, Poly) and type(b) in (int, Poly):
+        return a  # canonical forms: equal dims are the same polynomial
     import sympy
 
     try:

@@ -6,9 +6,7 @@ emit: ``Shape → Gather → Mul → Concat``) is carried out symbolically.
 
 from __future__ import annotations
 
-import sympy
-
-from ...dims import Relation, add, compare, floordiv, mod, mul, simplify, sub
+from ...dims import Relation, add, compare, floordiv, mod, mul, sub, sympy_call
 from ..registry import NodeContext, register, values_of
 from ..table import TensorInfo
 from ._common import BOOL, broadcast, norm_axis
@@ -136,14 +134,14 @@ def _int_op(op: str, a, b):
         c = compare(a, b)
         if c.relation == Relation.EQUAL:
             return a
-        return simplify(sympy.Max(a, b))
+        return sympy_call("Max", a, b)
     if op == "Min":
         if isinstance(a, int) and isinstance(b, int):
             return min(a, b)
         c = compare(a, b)
         if c.relation == Relation.EQUAL:
             return a
-        return simplify(sympy.Min(a, b))
+        return sympy_call("Min", a, b)
     if op == "Equal":
         c = compare(a, b)
         if c.relation == Relation.EQUAL:

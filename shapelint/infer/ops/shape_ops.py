@@ -19,6 +19,8 @@ from ...dims import (
     format_dim,
     format_shape,
     fresh_symbol,
+    has_floor,
+    is_sympy,
     product,
     ratio,
     simplify,
@@ -120,7 +122,7 @@ def reshape(ctx: NodeContext):
                 q = floordiv(total, known)
                 if not (isinstance(total, int) and isinstance(known, int)):
                     r = ratio(total, known)
-                    if r is not None and r.is_Number and not r.is_Integer:  # 3N / 2N: a whole number for no N
+                    if r is not None and is_sympy(r) and r.is_Number and not r.is_Integer:  # 3N / 2N: a whole number for no N
                         ctx.conflict(
                             "reshape",
                             f"cannot reshape {x} ({format_dim(total)} elements) into {format_shape(tuple(target))}: "
@@ -139,7 +141,7 @@ def reshape(ctx: NodeContext):
                         tensor=ctx.node.input[0],
                     )
                     q = None
-                elif q is not None and not isinstance(q, int) and q.has(__import__("sympy").floor):
+                elif has_floor(q):
                     # symbolic and not exactly divisible: equal only for some values
                     _check_count(ctx, x, target, total, known, divisible_only=True)
                 out[neg[0]] = q
