@@ -332,7 +332,7 @@ def _proportional(a, b) -> bool:
     """Two Polys that are one rational constant times each other (same monomials, one coefficient ratio)."""
     if type(a) is not Poly or type(b) is not Poly or len(a.terms) != len(b.terms):
         return False
-    (m0, c0), (n0, d0) = a.terms[0], b.terms[0]
+    (_, c0), (_, d0) = a.terms[0], b.terms[0]
     return all(m == n and c * d0 == d * c0 for (m, c), (n, d) in zip(a.terms, b.terms))
 
 

@@ -124,7 +124,8 @@ class _Matcher:
     """Answers "is this entry excluded?" for entries below an explicit root."""
 
     def __init__(self, exclude, root: Path, respect_gitignore: bool):
-        self.exclude = _spec(exclude)
+        self._patterns = list(exclude)
+        self._exclude = None  # compiled on first use: a run over named files never needs pathspec
         self.root = root
         self.respect_gitignore = respect_gitignore
         self._ignores: dict[Path, object] = {}
@@ -141,7 +142,9 @@ class _Matcher:
         rel = self._rel(path, self.root)
         if rel is None or rel == ".":
             rel = self._rel(path, walk_root) or path.name
-        return bool(rel) and rel != "." and bool(_own_match(self.exclude, rel, is_dir))
+        if self._exclude is None:
+            self._exclude = _spec(self._patterns)
+        return bool(rel) and rel != "." and bool(_own_match(self._exclude, rel, is_dir))
 
     # ------------------------------------------------------------ .gitignore
     def _gitignore(self, folder: Path):

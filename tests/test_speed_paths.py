@@ -167,3 +167,26 @@ def test_compare_short_cuts(a, b):
     want = {(3, 4): Relation.DIFFERENT, (None, 3): Relation.UNKNOWN}.get((a, b), Relation.EQUAL)
     assert compare(a, b).relation == want
 
+
+
+# ----------------------------------------------------------------- op arity without the schema registry
+
+def test_the_arity_table_answers_what_onnxs_schemas_answer():
+    from shapelint.infer import arity
+
+    keys = {(s.domain, s.name) for s in onnx.defs.get_all_schemas_with_history()}
+    top = max(s.since_version for s in onnx.defs.get_all_schemas_with_history()) + 2
+    for domain, op in sorted(keys) + [("", "NoSuchOp"), ("ai.onnx.ml", "Add")]:
+        for opset in range(1, top):
+            assert arity.bounds(domain, op, opset) == arity._from_schema(domain, op, opset), (domain, op, opset)
+
+
+def test_the_arity_table_is_current_or_unused():
+    """Regenerate with ``python -m shapelint.infer.arity`` after upgrading onnx."""
+    from shapelint.infer import _arity_table, arity
+
+    if _arity_table.ONNX_VERSION == onnx.__version__:
+        assert arity._FILE.read_text(encoding="utf-8") == arity.generate()
+        assert arity._table()
+    else:  # another onnx: the schemas are asked
+        assert arity._table() == {}

@@ -18,7 +18,7 @@ import onnx
 from ..dims import fresh_made, fresh_symbol, parse_dim, reset_fresh, simplify
 from ..graph import ModelGraph, constant_node_value, tensor_value
 from ..load import tensor_nbytes
-from . import ops  # noqa: F401 - registers the handlers
+from . import arity, ops  # noqa: F401 - ops registers the handlers
 from .fallback import FallbackError, from_type_proto, infer_with_onnx
 from .fold import fold
 from .registry import AttributeTypeError, NodeContext, handler_for
@@ -368,12 +368,8 @@ class Inferencer:
         bounds = self._arity.get(key, False)
         if bounds is False:
             bounds = None
-            if domain in _KNOWN_DOMAINS:
-                try:
-                    sch = onnx.defs.get_schema(node.op_type, opset, "" if domain == "ai.onnx" else domain)
-                    bounds = (sch.min_input, sch.max_input, sch.min_output, sch.max_output)
-                except Exception:  # noqa: BLE001 - unknown ops are the fallback's to report
-                    bounds = None
+            if domain in _KNOWN_DOMAINS:  # unknown ops are the fallback's to report
+                bounds = arity.bounds("" if domain == "ai.onnx" else domain, node.op_type, opset)
             self._arity[key] = bounds
         if bounds is None:
             return True
