@@ -578,10 +578,6 @@ def compare(a: Dim, b: Dim) -> Comparison:
         return _EQUAL if a == b else _DIFFERENT
     if a is b or a == b:
         return _EQUAL
-    if type(a) in (int, Poly) and type(b) in (int, Poly):
-        got = _compare_poly(a, b)
-        if got is not None:
-            return got
     try:
         return _compare_cached(a, b)
     except (TypeError, ValueError, RecursionError):  # pragma: no cover - sympy corner cases
