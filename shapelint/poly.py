@@ -93,12 +93,11 @@ def is_sympy(x) -> bool:
 
 def _make(d: dict):
     """The canonical dim of ``{monomial: coefficient}``: an int when constant, else a Poly."""
-    items = [(m, c) for m, c in d.items() if c]
+    items = sorted(t for t in d.items() if t[1])
     if not items:
         return 0
     if len(items) == 1 and not items[0][0]:
         return items[0][1]
-    items.sort()
     return Poly._new(tuple(items))
 
 
@@ -117,6 +116,9 @@ def _mono_mul(m1: tuple, m2: tuple) -> tuple:
         return m2
     if not m2:
         return m1
+    if len(m1) == 1 and len(m2) == 1:  # two symbols (or powers): the common case, no dict
+        (a, e), (b, f) = m1[0], m2[0]
+        return ((a, e + f),) if a == b else (m1[0], m2[0]) if a < b else (m2[0], m1[0])
     d = dict(m1)
     for a, e in m2:
         d[a] = d.get(a, 0) + e
@@ -301,6 +303,10 @@ class Poly:
                 return 0
             return Poly._new(tuple((m, c * other) for m, c in self.terms))
         if type(other) is Poly:
+            st, ot = self.terms, other.terms
+            if len(st) == 1 and len(ot) == 1:  # monomial times monomial: one term, already canonical
+                (m1, c1), (m2, c2) = st[0], ot[0]
+                return Poly._new(((_mono_mul(m1, m2), c1 * c2),))
             d: dict = {}
             for m1, c1 in self.terms:
                 for m2, c2 in other.terms:
