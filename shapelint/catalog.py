@@ -1,6 +1,6 @@
 """The built-in rules' metadata, so ``shapelint rules`` and ``explain`` start without importing the rules.
 
-Importing a rule module brings in inference and sympy (half a second); listing rules or printing a
+Importing a rule module brings in inference and onnx (a fifth of a second); listing rules or printing a
 rule's documentation needs neither.  :data:`shapelint._rule_catalog.RULES` holds, per built-in entry
 point, what the class says about itself (code, slug, severity, summary, documentation).  It is
 generated from the classes (``python -m shapelint.catalog``) and a test fails when it is stale.

@@ -520,6 +520,18 @@ def test_rules_and_explain_import_neither_sympy_nor_onnxruntime(args):
     assert _heavy_imports(*args) == ""
 
 
+@pytest.mark.parametrize("model", ["hf_gpt2_ts", "hf_llama_dynamo", "hf_bert_ts", "cnn_lstm_ts",
+                                   "bilstm_text_classifier_dynamo", "jax2onnx_transformer_block"])
+def test_check_of_polynomial_dims_imports_neither_sympy_nor_onnxruntime(model):
+    """Transformers and CNN-LSTMs with dynamic batch and sequence: products and sums of sizes, no sympy."""
+    assert _heavy_imports("check", "--no-cache", f"fixtures/healthy/{model}.onnx") == ""
+
+
+def test_check_imports_sympy_for_the_floors_of_a_dynamic_strided_size():
+    """An FPN over a dynamic height and width: ceil(H/32) needs sympy, and only sympy (never onnxruntime)."""
+    assert _heavy_imports("check", "--no-cache", "fixtures/healthy/fpn_ts.onnx") == "sympy"
+
+
 def test_the_rule_catalogue_is_what_the_rule_classes_say():
     """``rules``/``explain`` read shapelint/_rule_catalog.py; regenerate it with ``python -m shapelint.catalog``."""
     from shapelint import catalog

@@ -13,7 +13,8 @@ import functools
 
 import onnx
 
-from ...dims import Relation, add, compare, floordiv, format_dim, format_shape, fresh_symbol, mul, product, sub
+from ...dims import (Relation, add, compare, floordiv, format_dim, format_shape, fresh_symbol, has_floor, mul, product,
+                     sub)
 from ..registry import NodeContext, register, values_of
 from ..table import TensorInfo
 from ._common import BOOL, INT32, INT64, broadcast, norm_axis
@@ -51,7 +52,7 @@ def _head_size(ctx: NodeContext, hidden, heads):
             return None
         return hidden // heads
     q = floordiv(hidden, heads)
-    return q if q is not None and not getattr(q, "has", lambda *_: False)(__import__("sympy").floor) else None
+    return q if q is not None and not has_floor(q) else None
 
 
 def _same_as(ctx: NodeContext, i: int = 0, dtype=None) -> TensorInfo | None:

@@ -623,7 +623,7 @@ def split(ctx: NodeContext):
                 parts = None
         else:
             q = floordiv(dim, num)
-            parts = [q] * num if q is not None and not getattr(q, "has", lambda *_: False)(__import__("sympy").floor) else None
+            parts = [q] * num if q is not None and not has_floor(q) else None
         if parts is None:
             return [ctx.out(x.dtype, tuple(fresh_symbol() if i == a else d for i, d in enumerate(x.shape))) for _ in range(n)]
     else:
