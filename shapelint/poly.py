@@ -29,17 +29,23 @@ __all__ = ["Poly", "named", "fresh", "canonical", "is_sympy"]
 
 _NAMES: list[str] = []
 _NAMED: list[bool] = []
+_MADE_BY: list[str] = []  # the process that made each atom (a forked child inherits its parent's atoms)
 _BY_NAME: dict[str, int] = {}
 _SYMBOLS: dict[int, "Poly"] = {}  # atom -> its symbol (one object per atom: ``symbol("b") is symbol("b")``)
-_TOKEN = f"{os.getpid()}-{id(_NAMES)}"  # this process's fresh atoms, for pickles read elsewhere
-_FOREIGN: dict[tuple, int] = {}  # (token, atom) of a fresh atom pickled by another process -> ours
-_ORIGIN: dict[int, tuple] = {}  # ours -> (token, atom) where it came from
+_FOREIGN: dict[tuple, int] = {}  # (maker, atom) of a fresh atom another process pickled -> ours
+_ORIGIN: dict[int, tuple] = {}  # ours -> (maker, atom) where it came from
+
+
+def _process() -> str:
+    """This process, as fresh atoms record it (the pid: a fork is another process with the same lists)."""
+    return f"{os.getpid()}-{id(_NAMES)}"
 
 
 def _atom(name: str, is_named: bool) -> int:
     a = len(_NAMES)
     _NAMES.append(name)
     _NAMED.append(is_named)
+    _MADE_BY.append(_process())
     return a
 
 
@@ -63,13 +69,15 @@ def _symbol(a: int) -> "Poly":
     return s
 
 
-def _foreign(token: str, atom: int, name: str) -> "Poly":
-    if token == _TOKEN:
+def _foreign(maker: str, atom: int, name: str) -> "Poly":
+    """The fresh atom ``atom`` of process ``maker`` here: the very atom when this process has it (made
+    here, or inherited through a fork), else one new atom per (maker, atom)."""
+    if atom < len(_MADE_BY) and _MADE_BY[atom] == maker and not _NAMED[atom]:
         return _symbol(atom)
-    a = _FOREIGN.get((token, atom))
+    a = _FOREIGN.get((maker, atom))
     if a is None:
-        a = _FOREIGN[token, atom] = _atom(name, False)
-        _ORIGIN[a] = (token, atom)
+        a = _FOREIGN[maker, atom] = _atom(name, False)
+        _ORIGIN[a] = (maker, atom)
     return _symbol(a)
 
 
@@ -177,7 +185,7 @@ class Poly:
     def __reduce__(self):
         atoms = self.atoms_()
         nm = tuple((a, _NAMES[a]) for a in atoms if _NAMED[a])
-        fr = tuple((a, *_ORIGIN.get(a, (_TOKEN, a)), _NAMES[a]) for a in atoms if not _NAMED[a])
+        fr = tuple((a, *_ORIGIN.get(a, (_MADE_BY[a], a)), _NAMES[a]) for a in atoms if not _NAMED[a])
         return _rebuild, (nm, fr, self.terms)
 
     # ----------------------------------------------------------- what it is

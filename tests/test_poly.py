@@ -188,3 +188,28 @@ def test_pickles_keep_identity_in_process_and_across():
                                        ("s0 + s1", "s0 + s1"), ("2*seq - 1", "seq*2 - 1")])
 def test_dim_params_parse_back(text, want):
     assert format_dim(dims.parse_dim(text)) == want
+
+
+def _child(conn):
+    """A forked worker: reads the parent's dim, answers with it and a fresh dim of its own."""
+    d = conn.recv()
+    mine = fresh_symbol()
+    conn.send((d, dims.mul(d, mine), mine))
+
+
+def test_a_forked_worker_and_its_parent_agree_on_fresh_symbols():
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    a = fresh_symbol()
+    d = dims.add(dims.mul(symbol("batch"), a), 1)
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_child, args=(child,))
+    proc.start()
+    parent.send(d)
+    back, prod, theirs = parent.recv()
+    proc.join(10)
+    assert back == d and hash(back) == hash(d)  # the parent's own fresh symbol, inherited and returned
+    assert theirs != a and theirs not in d.free_symbols and not dims.is_named(theirs)
+    assert prod == dims.mul(d, theirs) and str(prod)  # the child's symbol is one symbol here, printable
+    assert {s for s in prod.free_symbols} == {symbol("batch"), a, theirs}
