@@ -149,7 +149,6 @@ class Poly:
     is_number = False
     is_Rational = False
     is_integer = True
-    is_Add = property(lambda self: len(self.terms) > 1)
 
     @classmethod
     def _new(cls, terms: tuple) -> "Poly":
@@ -193,11 +192,6 @@ class Poly:
     def is_Symbol(self) -> bool:
         t = self.terms
         return len(t) == 1 and t[0][1] == 1 and len(t[0][0]) == 1 and t[0][0][0][1] == 1
-
-    @property
-    def is_Mul(self) -> bool:
-        t = self.terms
-        return len(t) == 1 and not self.is_Symbol and (len(t[0][0]) > 1 or t[0][1] != 1 or t[0][0][0][1] == 1)
 
     @property
     def name(self) -> str:
