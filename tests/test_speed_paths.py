@@ -190,3 +190,21 @@ def test_the_arity_table_is_current_or_unused():
         assert arity._table()
     else:  # another onnx: the schemas are asked
         assert arity._table() == {}
+
+
+def test_the_constant_fast_path_knows_each_types_item_size():
+    from onnx.helper import tensor_dtype_to_np_dtype
+
+    from shapelint.infer.walk import _ITEMSIZE
+
+    assert all(tensor_dtype_to_np_dtype(k).itemsize == v for k, v in _ITEMSIZE.items())
+
+
+def test_a_constant_whose_bytes_do_not_fit_takes_the_general_path_and_its_conflict():
+    t = onnx.TensorProto(name="c", data_type=onnx.TensorProto.FLOAT, dims=[2, 2], raw_data=b"\x00" * 12)  # 16 needed
+    m = onnx.helper.make_model(onnx.helper.make_graph(
+        [onnx.helper.make_node("Constant", [], ["c"], value=t)], "g", [],
+        [onnx.helper.make_tensor_value_info("c", onnx.TensorProto.FLOAT, None)]))
+    for memoise in (True, False):
+        _, table = _infer(m, memoise=memoise)
+        assert [c.kind for c in table.conflicts] == ["op"] and table.shape("c") is None
