@@ -436,6 +436,13 @@ class Poly:
 
     xreplace = subs
 
+    def __getattr__(self, name: str):
+        """sympy's other methods and flags (``expand()``, ``as_coeff_Mul()``, ``is_even``...) answered by
+        the sympy form, for plugins written against sympy dims; this imports sympy."""
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._sympy_(), name)
+
     def _sympy_(self):
         s = self._sympy
         if s is None:

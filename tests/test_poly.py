@@ -213,3 +213,11 @@ def test_a_forked_worker_and_its_parent_agree_on_fresh_symbols():
     assert theirs != a and theirs not in d.free_symbols and not dims.is_named(theirs)
     assert prod == dims.mul(d, theirs) and str(prod)  # the child's symbol is one symbol here, printable
     assert {s for s in prod.free_symbols} == {symbol("batch"), a, theirs}
+
+
+def test_sympys_other_methods_answer_for_plugins_written_against_sympy_dims():
+    d = dims.mul(dims.add(symbol("batch"), 1), 4)
+    assert d.expand() == _sym.to_sympy(d) and d.as_coeff_add()[0] == 4
+    assert str(d.factor()) == "4*(batch + 1)"
+    with pytest.raises(AttributeError):
+        d._no_such_private_name  # noqa: B018
