@@ -288,8 +288,8 @@ def ceildiv(a, b):
 def mod(a, b):
     if isinstance(a, int) and isinstance(b, int):
         return a % b
-    if type(a) is Poly and type(b) is int and b > 0 and all(c % b == 0 for m, c in a.terms if m):
-        return a.constant % b
+    if type(a) is Poly:
+        return a % b  # exact where the coefficients tell, sympy's Mod otherwise
     if exact_quotient(a, b) is not None:
         return 0
     sym = _sym()

@@ -254,12 +254,16 @@ class Poly:
             return True if hi is not None and hi <= at_most else False if lo is not None and lo > at_most else None
         return True if hi is not None and hi < below else False if lo is not None and lo >= below else None
 
-    is_positive = property(lambda self: self._is(above=0))
-    is_nonnegative = property(lambda self: self._is(at_least=0))
-    is_negative = property(lambda self: self._is(below=0))
-    is_nonpositive = property(lambda self: self._is(at_most=0))
-    is_zero = property(lambda self: False if self._sign() else None)
-    is_nonzero = property(lambda self: True if self._sign() else None)
+    def _or_sympys(self, got, flag: str):
+        """Where the bounds cannot tell (mixed signs), sympy's own answer: some it proves (``-H**2 + H - 1``)."""
+        return got if got is not None else getattr(self._sympy_(), flag)
+
+    is_positive = property(lambda self: self._or_sympys(self._is(above=0), "is_positive"))
+    is_nonnegative = property(lambda self: self._or_sympys(self._is(at_least=0), "is_nonnegative"))
+    is_negative = property(lambda self: self._or_sympys(self._is(below=0), "is_negative"))
+    is_nonpositive = property(lambda self: self._or_sympys(self._is(at_most=0), "is_nonpositive"))
+    is_zero = property(lambda self: self._or_sympys(False if self._sign() else None, "is_zero"))
+    is_nonzero = property(lambda self: self._or_sympys(True if self._sign() else None, "is_nonzero"))
 
     # ----------------------------------------------------------- arithmetic
     def __add__(self, other):
@@ -343,22 +347,19 @@ class Poly:
             return 1
         return _poly_div(self, other)
 
+    def _divide(self, other, op: str):
+        """``/`` and ``//``: the exact quotient when there is one (both agree then), else sympy's answer."""
+        q = self.exact_div(other) if type(other) in (int, Poly) else None
+        return q if q is not None else _fallback(self, other, op)
+
     def __truediv__(self, other):
-        if type(other) in (int, Poly):
-            q = self.exact_div(other)
-            if q is not None:
-                return q
-        return _fallback(self, other, "__truediv__")
+        return self._divide(other, "__truediv__")
+
+    def __floordiv__(self, other):
+        return self._divide(other, "__floordiv__")
 
     def __rtruediv__(self, other):
         return _fallback(self, other, "__rtruediv__")
-
-    def __floordiv__(self, other):
-        if type(other) in (int, Poly):
-            q = self.exact_div(other)
-            if q is not None:
-                return q
-        return _fallback(self, other, "__floordiv__")
 
     def __rfloordiv__(self, other):
         return _fallback(self, other, "__rfloordiv__")
