@@ -255,6 +255,11 @@ class State:
 
 # ----------------------------------------------------------------- arithmetic on dims
 
+def _no_transfer(node) -> None:
+    """An op the analysis does not follow: its outputs are opaque."""
+    return None
+
+
 def _node_errors() -> tuple:
     import sys
 
@@ -341,6 +346,9 @@ def _proportional(a, b) -> bool:
 class AxisMap:
     """Factors of every axis of every tensor, slot labels per source, scrambles and recurrences."""
 
+    #: short-cuts that give what the general transfer functions give (off: the general way; a test compares)
+    fast_paths = True
+
     def __init__(self, graph: ModelGraph, table: ShapeTable):
         self.graph, self.table = graph, table
         self._axes: dict[str, tuple | None] = {}
@@ -359,6 +367,7 @@ class AxisMap:
         self._order: dict[int, int] | None = None
         self._live: set[str] | None = None
         self._weight: dict[str, bool] = {}
+        self._dispatch: dict = {}  # op type -> its transfer function
         self._body_sources: set[int] = set()  # ids of sources a recurrence's cell computes (Scan/Loop body, unrolled)
         self._restacks: list[tuple[str, int, tuple]] = []  # (tensor, axis, factors) where steps were stacked back
         self._before: set[str] | None = None
@@ -1130,27 +1139,29 @@ class AxisMap:
 
     # ------------------------------------------------------------- transfer functions
     def _transfer(self, node):
-        op = node.op_type
         if node.domain not in ("", "ai.onnx", "com.microsoft"):
             return None
+        op = node.op_type
+        fn = self._dispatch.get(op)
+        if fn is None:
+            fn = self._dispatch[op] = self._transfer_for(op)
+        return fn(node)
+
+    def _transfer_for(self, op: str):
+        """The transfer function of ``op`` (looked up once per op type and kept in ``_dispatch``)."""
         fn = getattr(self, f"_op_{op}", None)
         if fn is not None:
-            return fn(node)
+            return fn
         if op in ELEMENTWISE:
-            return [self._broadcast(node, [i for i in range(len(node.input)) if node.input[i]])]
-        if op in NORMALISATIONS:
-            return self._layernorm(node)
-        if op in REDUCTIONS:
-            return self._reduce(node)
-        if op in POOLS:
-            return self._pool(node)
-        if op in GLOBAL_POOLS:
-            return self._global_pool(node)
-        if op in CONVS:
-            return self._conv(node)
-        if op in RECURRENT_OPS:
-            return self._recurrent(node)
-        return None
+            return self._elementwise
+        for ops, fn in ((NORMALISATIONS, self._layernorm), (REDUCTIONS, self._reduce), (POOLS, self._pool),
+                        (GLOBAL_POOLS, self._global_pool), (CONVS, self._conv), (RECURRENT_OPS, self._recurrent)):
+            if op in ops:
+                return fn
+        return _no_transfer
+
+    def _elementwise(self, node):
+        return [self._broadcast(node, [i for i in range(len(node.input)) if node.input[i]])]
 
     def _broadcast(self, node, idx: list[int]) -> tuple | None:
         out_t = node.output[0]
@@ -1159,6 +1170,8 @@ class AxisMap:
         if shape is None:
             return None
         r = len(shape)
+        if self.fast_paths and len(ins) == 1 and ins[0][1] is not None and len(ins[0][1]) == r:
+            return self._same_rank_unary(node, ins[0][0], ins[0][1], out_t, shape)
         axes = []
         for k in range(r):
             d = shape[k]
@@ -1182,6 +1195,23 @@ class AxisMap:
                 j = k - (r - len(a)) if a is not None else -1
                 if a is not None and 0 <= j < len(a) and a[j] is chosen and (t, j) in self._origin:
                     self._origin.setdefault((out_t, k), self._origin[(t, j)])
+        return tuple(axes)
+
+    def _same_rank_unary(self, node, t: str, a: tuple, out_t: str, shape: tuple) -> tuple:
+        """:meth:`_broadcast` of one operand of the output's rank (Relu, Cast, Sigmoid...): what the general
+        loop gives, without its lists: each axis is the operand's, a length-1 one empty, an empty one of
+        another length new."""
+        axes = []
+        asked = False
+        for k, d in enumerate(shape):
+            ax = a[k]
+            if d == 1 or ax == ():
+                axes.append(() if d == 1 else self.new("opaque", d, out_t, k, node))
+                continue
+            if not asked:  # the general loop asks once per axis; the answer is memoised per tensor
+                self.is_weight(t)
+                asked = True
+            axes.append(ax)  # where it was formed: the walk's _propagate_origin hands that on from input 0
         return tuple(axes)
 
     def _keep_origin(self, src: str, dst: str, mapping: dict[int, int]) -> None:

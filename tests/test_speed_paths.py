@@ -208,3 +208,40 @@ def test_a_constant_whose_bytes_do_not_fit_takes_the_general_path_and_its_confli
     for memoise in (True, False):
         _, table = _infer(m, memoise=memoise)
         assert [c.kind for c in table.conflicts] == ["op"] and table.shape("c") is None
+
+
+# ----------------------------------------------------------------- the axis walk's short-cuts
+
+def _axes_summary(am) -> dict:
+    def ax(a):
+        return None if a is None else [[(f.source.kind, f.source.tensor, f.source.axis, format_dim(f.size),
+                                          format_dim(f.inner), am.root(f.source)) for f in x] for x in a]
+
+    return {"axes": {t: ax(a) for t, a in am._axes.items()},
+            "origin": {k: v.name or v.output[0] for k, v in am._origin.items()},
+            "unfollowed": am.unfollowed, "recurrences": [(r.tensor, len(r.__dict__)) for r in am.recurrences],
+            "scrambles": len(am.scrambles)}
+
+
+def test_the_axis_walks_short_cuts_change_nothing_on_any_fixture():
+    from shapelint.axes import AxisMap
+
+    seen = 0
+    for path in _fixtures():
+        try:
+            model = load_model(str(path))
+        except LoadError:
+            continue
+        mg = ModelGraph.from_model(model)
+        reset_fresh()
+        table = Inferencer(mg).run()
+        got = {}
+        for fast in (True, False):
+            AxisMap.fast_paths = fast
+            try:
+                got[fast] = _axes_summary(axes_mod.analyse(mg, table))
+            finally:
+                AxisMap.fast_paths = True
+        assert got[True] == got[False], path
+        seen += 1
+    assert seen > 200
