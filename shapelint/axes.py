@@ -1201,6 +1201,7 @@ class AxisMap:
         """:meth:`_broadcast` of one operand of the output's rank (Relu, Cast, Sigmoid...): what the general
         loop gives, without its lists: each axis is the operand's, a length-1 one empty, an empty one of
         another length new."""
+        origin = self._origin
         axes = []
         asked = False
         for k, d in enumerate(shape):
@@ -1211,7 +1212,9 @@ class AxisMap:
             if not asked:  # the general loop asks once per axis; the answer is memoised per tensor
                 self.is_weight(t)
                 asked = True
-            axes.append(ax)  # where it was formed: the walk's _propagate_origin hands that on from input 0
+            axes.append(ax)
+            if (t, k) in origin:  # this very axis's origin (the walk's would take the first equal axis's)
+                origin.setdefault((out_t, k), origin[(t, k)])
         return tuple(axes)
 
     def _keep_origin(self, src: str, dst: str, mapping: dict[int, int]) -> None:

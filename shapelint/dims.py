@@ -48,6 +48,14 @@ __all__ = [
     "product",
     "simplify",
     "free_names",
+    "free_symbols",
+    "is_symbol",
+    "is_symbolic",
+    "exact_quotient",
+    "ratio",
+    "has_floor",
+    "sympy_call",
+    "Poly",
 ]
 
 logger = logging.getLogger(__name__)

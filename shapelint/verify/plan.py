@@ -28,7 +28,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-
 from ..dims import Dim, free_names, free_symbols, is_symbol, parse_dim, symbol
 from ..infer.constraints import meet_preconditions
 from .codes import MAX_BINDINGS
