@@ -180,8 +180,7 @@ def test_pickles_keep_identity_in_process_and_across():
             "d1, d2, a = pickle.loads(sys.stdin.buffer.read())\n"
             "print(d1 == d2, d1 - 3 == symbol('batch') * a, a != symbol(a.name), is_named(a), str(d1))")
     out = subprocess.run([sys.executable, "-c", code], input=pickle.dumps((d, d, a)), capture_output=True, check=True)
-    assert out.stdout.decode().split() == ["True", "True", "True", "False", str(d).replace(" ", "")] or \
-        out.stdout.decode().strip() == f"True True True False {d}"
+    assert out.stdout.decode().strip() == f"True True True False {d}"  # one symbol there, named as here
 
 
 @pytest.mark.parametrize("text,want", [("batch*64", "batch*64"), ("(H - 3)//2 + 1", "(H - 3)//2 + 1"),
