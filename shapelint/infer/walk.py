@@ -111,6 +111,10 @@ def _input_key(info: TensorInfo, contents_free: bool):
         return (info.dtype, sk, vk, "const")
     if n is None or n > _VALUE_LIMIT:
         return _NO
+    t = info.proto
+    if t is not None and t.data_location != _EXTERNAL and t.HasField("raw_data"):
+        # an embedded tensor not read yet: its bytes are its value (no array made for a memo hit)
+        return (info.dtype, sk, vk, "raw", t.data_type, tuple(t.dims), t.raw_data)
     c = info.const
     if c is None:
         return _NO
