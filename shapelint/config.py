@@ -334,11 +334,17 @@ def _type_name(v) -> str:
     )
 
 
-def _selectors(key: str, value) -> list[str]:
+def _listed(key: str, value, what: str) -> list:
+    """``value`` as a list (one string is a list of one); anything else is the config's error."""
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list):
-        raise ConfigError(f"{key}: expected a list of codes such as [\"SL1\", \"SL501\"], got {_type_name(value)}")
+        raise ConfigError(f"{key}: expected a list of {what}, got {_type_name(value)}")
+    return value
+
+
+def _selectors(key: str, value) -> list[str]:
+    value = _listed(key, value, 'codes such as ["SL1", "SL501"]')
     out = []
     for v in value:
         if not isinstance(v, str) or not _SELECTOR.match(v.strip().upper()):
@@ -348,10 +354,7 @@ def _selectors(key: str, value) -> list[str]:
 
 
 def _patterns(key: str, value) -> list[str]:
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list):
-        raise ConfigError(f"{key}: expected a list of patterns such as [\"legacy/\", \"*_int8.onnx\"], got {_type_name(value)}")
+    value = _listed(key, value, 'patterns such as ["legacy/", "*_int8.onnx"]')
     from .discovery import bad_pattern
 
     out = []

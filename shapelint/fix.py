@@ -249,15 +249,9 @@ def _touched(before: onnx.ModelProto, after: onnx.ModelProto) -> set[str]:
     for n in after.graph.node:
         if n.SerializeToString() not in old:
             seeds.update(o for o in n.output if o)
-    touched = set(seeds)
-    changed = True
-    while changed:
-        changed = False
-        for n in after.graph.node:
-            if any(i in touched for i in n.input) and not all(o in touched for o in n.output if o):
-                touched.update(o for o in n.output if o)
-                changed = True
-    return touched
+    from .verify.properties import downstream
+
+    return downstream(after, seeds)
 
 
 # ------------------------------------------------------------------- fix loop

@@ -36,6 +36,21 @@ def _no_result_cache(monkeypatch):
     monkeypatch.setenv("SHAPELINT_NO_CACHE", "1")
 
 
+def loader_with(code: str, rule):
+    """``shapelint.plugins.load_rules`` as it is now, plus the test-only ``rule`` under ``code``: what a test
+    sets ``plugins.load_rules`` to so that the CLI runs that rule too."""
+    from shapelint import plugins
+
+    real = plugins.load_rules
+
+    def load_rules(extra=None):
+        rs = real(extra)
+        rs.rules[code] = rule
+        return rs
+
+    return load_rules
+
+
 @pytest.fixture(scope="session")
 def rules():
     from shapelint.plugins import load_rules

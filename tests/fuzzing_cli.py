@@ -812,17 +812,11 @@ def _install_killer() -> None:
     """The CLI's rules plus the test-only TST900 that SIGKILLs the worker checking victim.onnx."""
     from shapelint import plugins
 
+    from .conftest import loader_with
     from .test_reliability import KillOnVictim
 
     KillOnVictim.parent = os.getpid()
-    real = plugins.load_rules
-
-    def with_killer(extra=None):
-        rs = real(extra)
-        rs.rules["TST900"] = KillOnVictim
-        return rs
-
-    plugins.load_rules = with_killer
+    plugins.load_rules = loader_with("TST900", KillOnVictim)
 
 
 def fork_run(fn, *args, cpu: float, wall: float, memory: int | None) -> dict:

@@ -23,7 +23,7 @@ from shapelint.cli import main
 from shapelint.fix import FixError, fix_model, graph_diff, render_fix_text
 from shapelint.rule import Fix, Rule, Severity
 
-from .conftest import FIXTURES, expected_pairs, fixture_files
+from .conftest import FIXTURES, expected_pairs, fixture_files, loader_with
 from .test_verify import baked_model
 
 
@@ -83,14 +83,7 @@ def with_rule(rules):
 @pytest.fixture
 def cli_rules(monkeypatch):
     """The CLI's rules plus TST501."""
-    real = plugins.load_rules
-
-    def with_test_rule(extra=None):
-        rs = real(extra)
-        rs.rules["TST501"] = LiteralBatch
-        return rs
-
-    monkeypatch.setattr(plugins, "load_rules", with_test_rule)
+    monkeypatch.setattr(plugins, "load_rules", loader_with("TST501", LiteralBatch))
 
 
 def digest(path: Path) -> str:
@@ -270,14 +263,7 @@ def test_graph_diff_names_added_changed_and_removed_nodes():
 def test_cli_fix_prints_before_and_after_and_exits_0(tmp_path, monkeypatch, rules):
     src, out = tmp_path / "baked.onnx", tmp_path / "fixed.onnx"
     baked_model(src)
-    real = plugins.load_rules
-
-    def with_test_rule(extra=None):
-        rs = real(extra)
-        rs.rules["TST501"] = LiteralBatch
-        return rs
-
-    monkeypatch.setattr(plugins, "load_rules", with_test_rule)
+    monkeypatch.setattr(plugins, "load_rules", loader_with("TST501", LiteralBatch))
     result = CliRunner().invoke(main, ["fix", str(src), "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert "before: 2 findings" in result.output and "after: 0 findings" in result.output

@@ -23,6 +23,7 @@ from shapelint import verify as V
 from shapelint.cli import main
 from shapelint.fix import FixError, fix_model, render_fix_text
 
+from .conftest import loader_with
 from .test_fix import LiteralBatch
 from .test_verify import baked_model
 
@@ -35,14 +36,7 @@ def with_rule(rules):
 @pytest.fixture
 def cli_rule(monkeypatch):
     """The CLI's rules plus TST501 (an edit on the baked Reshape), as tests/test_fix.py does."""
-    real = plugins.load_rules
-
-    def with_test_rule(extra=None):
-        rs = real(extra)
-        rs.rules["TST501"] = LiteralBatch
-        return rs
-
-    monkeypatch.setattr(plugins, "load_rules", with_test_rule)
+    monkeypatch.setattr(plugins, "load_rules", loader_with("TST501", LiteralBatch))
 
 
 def external_model(folder: Path, name: str = "model.onnx", data: str = "w.bin") -> Path:

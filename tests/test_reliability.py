@@ -30,6 +30,8 @@ from shapelint.fix import fix_model
 from shapelint.load import LoadError, load_model
 from shapelint.rule import Rule, Severity
 
+from .conftest import loader_with
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -386,14 +388,7 @@ def test_a_killed_worker_on_the_command_line_is_one_error_line_and_exit_2(tmp_pa
 
     monkeypatch.setattr(config, "default_jobs", lambda: 2)
     KillOnVictim.parent = os.getpid()
-    real = plugins.load_rules
-
-    def with_killer(extra=None):
-        rs = real(extra)
-        rs.rules["TST900"] = KillOnVictim
-        return rs
-
-    monkeypatch.setattr(plugins, "load_rules", with_killer)
+    monkeypatch.setattr(plugins, "load_rules", loader_with("TST900", KillOnVictim))
     model = _bad_model(tmp_path)
     for n in ["a.onnx", "victim.onnx", "b.onnx"]:
         (tmp_path / n).write_bytes(model.read_bytes())

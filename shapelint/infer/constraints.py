@@ -106,15 +106,21 @@ def require_equal_when(ctx, a: Dim, b: Dim, why: str) -> bool:
     return True
 
 
-def require_at_most(ctx, d: Dim, bound: int, why: str) -> bool:
-    """Record ``d <= bound`` where ``d`` is one input dim (plus a constant); True if recorded."""
+def _one_named_symbol(d: Dim):
+    """The one symbol ``d`` is written in when the model named it (``T`` of ``(T - 16)//8 + 1``), else None."""
     if d is None or isinstance(d, int):
-        return False
+        return None
     syms = d.free_symbols
     if len(syms) != 1:
-        return False
+        return None
     (s,) = syms
-    if not is_named(s):
+    return s if is_named(s) else None
+
+
+def require_at_most(ctx, d: Dim, bound: int, why: str) -> bool:
+    """Record ``d <= bound`` where ``d`` is one input dim (plus a constant); True if recorded."""
+    s = _one_named_symbol(d)
+    if s is None:
         return False
     off = simplify(d - s)
     if type(off) is not int:
@@ -127,13 +133,8 @@ def require_at_most(ctx, d: Dim, bound: int, why: str) -> bool:
 
 def require_positive(ctx, d: Dim, why: str) -> bool:
     """A strided size such as ``(T - 16)//8 + 1`` is at least 1 only from some ``T`` on: record ``T >= that``."""
-    if d is None or isinstance(d, int):
-        return False
-    syms = d.free_symbols
-    if len(syms) != 1:
-        return False
-    (s,) = syms
-    if not is_named(s):
+    s = _one_named_symbol(d)
+    if s is None:
         return False
     if type(d) is Poly:
         def fn(env):

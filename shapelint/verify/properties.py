@@ -272,7 +272,8 @@ def _claim(model, name, applied):
 
 
 # -------------------------------------------------------------- retraining
-def _downstream(model, seeds: set[str]) -> set[str]:
+def downstream(model, seeds: set[str]) -> set[str]:
+    """``seeds`` and every tensor of ``model`` computed from them."""
     touched, changed = set(seeds), True
     while changed:
         changed = False
@@ -288,7 +289,7 @@ def _retrain(original, fixed, nodes, bindings, ex0, ex1, preserved: bool | None)
         return {"needed": False, "why": "the edit changes no value (the outputs are equal): no retraining"}
     inits = {t.name: t for t in fixed.graph.initializer}
     seeds = {o for n in nodes for o in n.output if o}
-    touched = _downstream(fixed, seeds)
+    touched = downstream(fixed, seeds)
     weighted = [n for n in fixed.graph.node if n.op_type in WEIGHTED
                 and any(i in touched for i in n.input)
                 and any(i in inits and len(inits[i].dims) >= 1 and int(np.prod(inits[i].dims)) > 1 for i in n.input)]
