@@ -563,15 +563,17 @@ class AxisMap:
                 words.append(w)
         return "*".join(words)
 
-    def labelled(self, tensor: str) -> str:
-        """``(batch, 6, 4, 4) [batch, channel, spatial, spatial]``."""
+    def labelled(self, tensor: str, words: dict[int, str] | None = None) -> str:
+        """``(batch, 6, 4, 4) [batch, channel, spatial, spatial]``; ``words``: axis -> the word a rule has shown
+        it holds (``{1: "time"}`` for the steps a Dense contracts, which its slot calls features)."""
         from .dims import format_shape
 
         a = self._axes.get(tensor)
         shape = format_shape(self.table.shape(tensor))
         if a is None:
             return shape
-        return f"{shape} [{', '.join(self.word(ax) for ax in a)}]"
+        words = words or {}
+        return f"{shape} [{', '.join(words.get(k) or self.word(ax) for k, ax in enumerate(a))}]"
 
     def sources_of(self, ax: Axis | None) -> list[Source]:
         """The distinct sources of one axis, major first."""
@@ -895,20 +897,20 @@ class AxisMap:
             return _eq(start, 0) and _eq(limit, n) and _eq(delta, 1)
         return False
 
-    def _propagate_unit_dir(self, node) -> None:
+    def _propagate_unit_dir(self, node, op: str, ins: tuple, out_names: tuple) -> None:
         """Carry a one-direction op's length-1 direction axis through layout and elementwise ops and MatMul."""
-        if not node.output or not node.output[0] or node.output[0] in self._unit_dir:
+        if not out_names or not out_names[0] or out_names[0] in self._unit_dir:
             return
-        o, op = node.output[0], node.op_type
+        o = out_names[0]
         if op == "Transpose":
-            k = self._unit_dir.get(node.input[0]) if node.input else None
+            k = self._unit_dir.get(ins[0]) if ins else None
             perm = self._attr(node, "perm")
             if k is not None and perm is not None and k in list(perm):
                 self._unit_dir[o] = list(perm).index(k)
             return
         if op not in ELEMENTWISE and op != "MatMul":
             return
-        for t in node.input:
+        for t in ins:
             k = self._unit_dir.get(t) if t else None
             if k is None:
                 continue
@@ -980,7 +982,13 @@ class AxisMap:
 
     def _walk(self, nodes: Iterable[onnx.NodeProto]) -> None:
         axes, steps, step_seq = self._axes, self._steps, self._step_seq
+        fast = self.fast_paths
         for node in nodes:
+            if fast and node.op_type == "Constant" and node.domain in ("", "ai.onnx") and not node.input \
+                    and len(node.output) == 1 and node.output[0]:
+                # what _op_Constant gives, without the walk's propagation: nothing reaches a Constant
+                self._seed(node.output[0], "weight", node)
+                continue
             try:
                 outs = self._transfer(node)
             except Exception as exc:  # a malformed node: say nothing about its outputs
@@ -1007,7 +1015,7 @@ class AxisMap:
             if self._origin:
                 self._propagate_origin(op, ins, out_names)
             if self._unit_dir:
-                self._propagate_unit_dir(node)
+                self._propagate_unit_dir(node, op, ins, out_names)
 
     def _propagate_origin(self, op: str, ins: tuple, out_names: tuple) -> None:
         """An output axis that is one of the data input's axes, unchanged, keeps where that axis was formed."""
@@ -1018,6 +1026,11 @@ class AxisMap:
         if not x:
             return
         origin = self._origin
+        for j in range(len(x)):
+            if (src, j) in origin:
+                break
+        else:
+            return  # none of the data input's axes has an origin to hand on
         for o in out_names:
             a = self._axes.get(o) if o else None
             if not a:
@@ -1173,28 +1186,36 @@ class AxisMap:
         if self.fast_paths and len(ins) == 1 and ins[0][1] is not None and len(ins[0][1]) == r:
             return self._same_rank_unary(node, ins[0][0], ins[0][1], out_t, shape)
         axes = []
+        origin = self._origin
+        weight: dict[str, bool] = {}  # is_weight per operand, asked where (and in the order) it first matters
         for k in range(r):
             d = shape[k]
+            if d == 1:
+                axes.append(())
+                continue
             cands = []
             for t, a in ins:
                 if a is None:
                     continue
                 j = k - (r - len(a))
                 if 0 <= j < len(a) and a[j] != ():
-                    cands.append((t, a[j]))
-            if d == 1 or not cands:
-                axes.append(() if d == 1 else self.new("opaque", d, out_t, k, node))
+                    w = weight.get(t)
+                    if w is None:
+                        w = weight[t] = self.is_weight(t)
+                    cands.append((a[j], w))
+            if not cands:
+                axes.append(self.new("opaque", d, out_t, k, node))
                 continue
-            data = [c for c in cands if not self.is_weight(c[0])] or cands
-            chosen = data[0][1]
-            for _, other in data[1:]:
+            data = [ax for ax, w in cands if not w] or [ax for ax, _ in cands]  # data operands' axes before weights'
+            chosen = data[0]
+            for other in data[1:]:
                 self.unify(chosen, other)
             axes.append(chosen)
             # keep where it was formed
             for t, a in ins:
                 j = k - (r - len(a)) if a is not None else -1
-                if a is not None and 0 <= j < len(a) and a[j] is chosen and (t, j) in self._origin:
-                    self._origin.setdefault((out_t, k), self._origin[(t, j)])
+                if a is not None and 0 <= j < len(a) and a[j] is chosen and (t, j) in origin:
+                    origin.setdefault((out_t, k), origin[(t, j)])
         return tuple(axes)
 
     def _same_rank_unary(self, node, t: str, a: tuple, out_t: str, shape: tuple) -> tuple:

@@ -143,7 +143,7 @@ class ModelGraph:
         stack = [(main, nodes, "")]
         seen_names: dict[str, int] = {}
         with_subgraphs: list[onnx.NodeProto] = []
-        main_produced: set[str] = set()
+        main_produced: dict[str, int] = {}  # tensor -> index of the first main-graph node writing it
         while stack:
             graph, gnodes, scope = stack.pop()
             if scope:
@@ -162,7 +162,7 @@ class ModelGraph:
                     if type(out) is not str:
                         out = self._repair(node.output, k, "output", node)
                     if not scope:
-                        main_produced.add(out)
+                        main_produced.setdefault(out, i)
                     other = producer.get(out)
                     if other is not None:
                         self.problems.append(
@@ -199,6 +199,7 @@ class ModelGraph:
         consumers = self._consumers
         known = set(self._input_names) | set(self._initializers) | set(producer)
         missing: list[tuple[onnx.NodeProto, str]] = []
+        in_file_order = True  # every main-graph node reads only what earlier nodes wrote (topological_order)
         for info in info_of.values():
             node = info.node
             reads = inputs_of.get(id(node))
@@ -211,6 +212,10 @@ class ModelGraph:
                     continue
                 if type(inp) is not str:
                     inp = self._repair(node.input, k, "input", node) if k < len(node.input) else _as_text(inp)
+                if main and in_file_order:
+                    j = main_produced.get(inp)
+                    if j is not None and j >= info.index:
+                        in_file_order = False
                 got = consumers.get(inp)
                 if got is None:
                     consumers[inp] = [node]
@@ -249,6 +254,8 @@ class ModelGraph:
         for name, count in seen_names.items():
             if count > 1:
                 logger.debug("node name %r used %d times", name, count)
+        if in_file_order:
+            self._order = list(nodes)
         return self
 
     @property

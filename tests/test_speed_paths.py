@@ -215,10 +215,17 @@ def test_a_constant_whose_bytes_do_not_fit_takes_the_general_path_and_its_confli
 def _axes_summary(am) -> dict:
     def ax(a):
         return None if a is None else [[(f.source.kind, f.source.tensor, f.source.axis, format_dim(f.size),
-                                          format_dim(f.inner), am.root(f.source)) for f in x] for x in a]
+                                          format_dim(f.inner), am.root(f.source)) for f in x] if x is not None else None for x in a]
+
+    def node(n):
+        return n.name or n.output[0] if n is not None else None
 
     return {"axes": {t: ax(a) for t, a in am._axes.items()},
-            "origin": {k: v.name or v.output[0] for k, v in am._origin.items()},
+            "origin": {k: node(v) for k, v in am._origin.items()},
+            "labels": {r: {role: [node(n) for n in ns] for role, ns in roles.items()} for r, roles in am._labels.items()},
+            "steps": {t: (ax((st[0],)), st[1:]) for t, st in am._steps.items()},
+            "step_seq": am._step_seq, "unit_dir": am._unit_dir,
+            "values": {t: ax(v) for t, v in am._values.items()},
             "unfollowed": am.unfollowed, "recurrences": [(r.tensor, len(r.__dict__)) for r in am.recurrences],
             "scrambles": len(am.scrambles)}
 
@@ -245,3 +252,46 @@ def test_the_axis_walks_short_cuts_change_nothing_on_any_fixture():
         assert got[True] == got[False], path
         seen += 1
     assert seen > 200
+
+
+# ----------------------------------------------------------------- the graph index's file-order check
+
+def _general_order(mg: ModelGraph) -> list:
+    mg._order = None  # what topological_order works out on its own
+    return mg.topological_order()
+
+
+def test_the_file_order_the_index_accepts_is_what_topological_order_finds_on_every_fixture():
+    accepted = 0
+    for path in _fixtures():
+        try:
+            model = load_model(str(path))
+        except LoadError:
+            continue
+        mg = ModelGraph.from_model(model)
+        indexed = mg._order
+        general = _general_order(mg)
+        if indexed is not None:
+            accepted += 1
+            assert [id(n) for n in indexed] == [id(n) for n in general], path
+        else:  # refused: the file order is not topological
+            assert [id(n) for n in general] != [id(n) for n in mg.nodes] or mg.problems, path
+    assert accepted > 200
+
+
+@pytest.mark.parametrize("text", [
+    # b read before the node writing it
+    "y = Neg(a)  a = Relu(x)",
+    # a node reading its own output
+    "a = Add(x, a)  y = Neg(a)",
+    # a Loop body reading a tensor written after the Loop
+    """y = Loop(n, c) <body = g2 (int64 i, bool c_in) => (bool c_out) { c_out = Identity(c_in)  z = Neg(late) }>
+       late = Relu(x)""",
+])
+def test_a_file_order_that_is_not_topological_is_left_to_the_sort(text):
+    m = onnx.parser.parse_model(f"""<ir_version: 8, opset_import: ["" : 17]>
+        g (float[2] x, int64 n, bool c) => (float[2] y) {{ {text} }}""")
+    mg = ModelGraph.from_model(m)
+    assert mg._order is None
+    order = mg.topological_order()
+    assert order != list(mg.nodes) or mg.problems

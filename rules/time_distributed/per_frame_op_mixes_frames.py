@@ -167,8 +167,9 @@ class PerFrameOpMixesFrames(Rule):
         what = ("the time axis" if self.only_time(am, xa[axis], node) or (not makes_steps and not dynamic)
                 else "a dynamic axis of the sequence (not features: a Dense weight has a fixed width)"
                 if dynamic and not makes_steps else "where the steps are")
+        steps = {axis: "time"} if what == "where the steps are" else None  # what the Dense's slot calls features
         msg = (
-            f"{node.op_type} applies a Dense weight across axis {axis} of {am.labelled(x)}, {what} "
+            f"{node.op_type} applies a Dense weight across axis {axis} of {am.labelled(x, steps)}, {what} "
             f"({format_dim(shape[axis])} steps): {effect}"
         )
         fix = ("apply the Dense per step on the features and reduce over time explicitly: PyTorch nn.Linear on the last "
@@ -193,11 +194,17 @@ class PerFrameOpMixesFrames(Rule):
             if op in ("ReduceMean", "ReduceSum") and not self.centres(node, ctx):
                 return  # a mean over time that pools, not one that normalises
             what = "statistics over every step of the sequence, so each step is normalised with the others' values"
+        again = self.same_statistics(node, ctx, am, x, axes) if op in ("ReduceMean", "ReduceSum") else []
+        if any(am.order.get(id(c), -1) < am.order.get(id(node), -1) for c in again):
+            return  # one normalisation that takes its mean twice (jax2onnx's jnp.var): reported at the first
         t = next(k for k in axes if self.time(am, xa[k], node))
         msg = (
             f"{op} normalises {am.labelled(x)} over axis {t}, the time axis ({format_dim(shape[t])} steps): {what}; "
             "a per-step normalisation runs over the features only"
         )
+        if again:
+            msg += "; " + ", ".join(f"{c.op_type} {c.name or c.output[0]!r}" for c in again) + \
+                " takes the same mean over time again (one finding for both)"
         fix = ("normalise each step over its features: PyTorch nn.LayerNorm(features) on (B, T, F) (not over (T, F)), "
                "BatchNorm1d on x.transpose(1, 2) so the features are the channels; Keras LayerNormalization(axis=-1), "
                "BatchNormalization(axis=-1)")
@@ -211,6 +218,19 @@ class PerFrameOpMixesFrames(Rule):
             return tuple(range(axis, rank)) if 0 <= axis < rank else None
         use = next((u for u in am.uses if u.node is node), None)
         return use.axes if use is not None else None
+
+    @classmethod
+    def same_statistics(cls, node, ctx, am, x: str, axes) -> list:
+        """The other reductions of ``x`` over the same axes that centre it too: one normalisation writing its mean
+        twice, as jax2onnx exports ``(x - x.mean(axis)) / sqrt(x.var(axis))``."""
+        out = []
+        for c in ctx.consumers(x):
+            if c is node or c.op_type not in ("ReduceMean", "ReduceSum") or not c.input or c.input[0] != x \
+                    or not c.output or not c.output[0]:
+                continue
+            if cls.norm_axes(c, ctx, am, len(ctx.shape(x) or ())) == axes and cls.centres(c, ctx):
+                out.append(c)
+        return out
 
     @staticmethod
     def centres(node, ctx) -> bool:
