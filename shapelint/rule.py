@@ -169,6 +169,21 @@ class Context:
                 continue
             yield c
 
+    # -- wording
+    @property
+    def exporter(self) -> str:
+        """Who wrote the model, from its ``producer_name`` in lower case (``pytorch``, ``tf2onnx``, ``jax2onnx``), or "".
+
+        For wording only: what a rule finds never depends on it.
+        """
+        name = self.graph.model.producer_name
+        return name.lower() if type(name) is str else ""
+
+    def for_jax(self, text: str) -> str:
+        """``"; JAX/Flax: <text>"`` for a model jax2onnx wrote (its authors wrote JAX, not the PyTorch and Keras a
+        fix names), else ``""``: a fix's JAX wording, shown only to the people who can use it."""
+        return f"; JAX/Flax: {text}" if self.exporter.startswith("jax2onnx") else ""
+
     # -- reporting
     def finding(self, node, message: str, fix: str | None = None, tensor: str | None = None, edit: Fix | None = None, severity: Severity | None = None) -> Finding:
         return Finding(node, message, fix, tensor, edit, severity)

@@ -58,3 +58,27 @@ def test_a_rule_folder_holds_bad_models_of_its_own_code(path):
         assert all(c != code for c, _ in pairs)
     else:
         assert any(c == code for c, _ in pairs), pairs
+
+
+# rules whose fixes name the framework calls to use: JAX/Flax wording is added for jax2onnx's models only
+_SEQUENCE_RULES = ("SL202", "SL204", "SL301", "SL302", "SL303", "SL401", "SL402", "SL403", "SL404", "SL405")
+
+
+def test_fixes_speak_jax_to_the_models_jax2onnx_wrote_and_only_to_them(rules):
+    import onnx
+
+    jax_seen = other_seen = 0
+    for path in FILES:
+        if not expected_pairs(path):
+            continue
+        made_by = onnx.load(str(path), load_external_data=False).producer_name
+        for d in check(path, rules=rules).diagnostics:
+            if d.rule not in _SEQUENCE_RULES or not d.fix:
+                continue
+            if made_by == "jax2onnx":
+                jax_seen += 1
+                assert "; JAX/Flax: " in d.fix or "JAX jax.lax.scan" in d.fix, (path, d.rule, d.fix)  # (a Scan's own)
+            else:
+                other_seen += 1
+                assert "JAX/Flax:" not in d.fix and "Flax:" not in d.fix, (path, d.rule, d.fix)
+    assert jax_seen >= 10 and other_seen >= 30, (jax_seen, other_seen)

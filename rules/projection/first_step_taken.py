@@ -117,7 +117,10 @@ class FirstStepTaken(Rule):
         fix = ("take the last step: PyTorch out[:, -1, :] (batch_first; out[-1] time-major) or h_n[-1]"
                + ("; bidirectional: torch.cat([out[:, -1, :H], out[:, 0, H:]], dim=-1) or "
                   "h_n[-2:].transpose(0, 1).reshape(B, -1)" if bidir else "")
-               + "; Keras LSTM(units, return_sequences=False), or x[:, -1, :]")
+               + "; Keras LSTM(units, return_sequences=False), or x[:, -1, :]"
+               + ctx.for_jax("ys[:, -1] of a forward nnx.RNN (batch-major; ys[-1] of lax.scan's time-major outputs), "
+                             "or the final carry (nnx.RNN(return_carry=True), lax.scan's first result)"
+                             + ("; bidirectional: each direction's final carry, concatenated" if bidir else "")))
         edit = None
         if not bidir:
             if n.op_type == "Gather":

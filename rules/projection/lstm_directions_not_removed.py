@@ -76,8 +76,7 @@ FIX_ONE = (
 FIX_TWO = (
     "move the directions next to hidden, then merge them: Transpose(perm={perm}) and Reshape to {merged}; "
     "PyTorch: use out of nn.LSTM(bidirectional=True) as returned, (seq, batch, 2*hidden), and for final "
-    "states h_n[-2:].transpose(0, 1).reshape(B, -1); Keras: Bidirectional(LSTM(...), merge_mode=\"concat\"); "
-    "Flax: nnx.Bidirectional with its default merge (concatenate the features)"
+    "states h_n[-2:].transpose(0, 1).reshape(B, -1); Keras: Bidirectional(LSTM(...), merge_mode=\"concat\")"
 )
 HOW = {
     "scramble": "interleaves directions, samples and hidden units",
@@ -202,7 +201,7 @@ class LstmDirectionsNotRemoved(Rule):
                     "keeps that axis")
         perm, merged = self.merge_plan(d, k, x)
         if several:
-            fix = _fix_two(perm, merged)
+            fix = _fix_two(perm, merged, ctx)
         else:
             squeezed = tuple(v for i, v in enumerate(x) if i != d) if x is not None else None
             fix = FIX_ONE.format(d=d, merged=format_shape(squeezed) if squeezed else "(seq, batch, hidden)")
@@ -263,7 +262,7 @@ class LstmDirectionsNotRemoved(Rule):
                f"into {format_shape(y)}: axis {k} ({am.word(am.axis(y_t, k))}) {HOW[how]}")
         h = len(x) - 1 if x is not None else None
         perm, merged = self.merge_plan(d, h, x) if h is not None and d != h else (None, None)
-        fix = _fix_two(perm, merged)
+        fix = _fix_two(perm, merged, ctx)
         edit = None
         last_is_hidden = x is not None and bool(am.recurrent_features(x_t)) and am.recurrent_features(x_t)[-1] == h
         if n.op_type == "Reshape" and merged is not None and last_is_hidden and y is not None \
@@ -275,9 +274,10 @@ class LstmDirectionsNotRemoved(Rule):
         return ctx.finding(n, msg, fix=fix, tensor=x_t, edit=edit)
 
 
-def _fix_two(perm, merged) -> str:
+def _fix_two(perm, merged, ctx) -> str:
     """FIX_TWO, without a do-nothing Transpose when the directions already sit just before hidden."""
-    text = FIX_TWO.format(perm=perm, merged=format_shape(merged) if merged else "(..., 2*hidden)")
+    text = FIX_TWO.format(perm=perm, merged=format_shape(merged) if merged else "(..., 2*hidden)") + ctx.for_jax(
+        "nnx.Bidirectional with its default merge (the directions concatenated on the features)")
     if perm is not None and list(perm) == list(range(len(perm))):
         text = text.replace(f"move the directions next to hidden, then merge them: Transpose(perm={perm}) and "
                             "Reshape to", "merge the directions into the features (they already sit just before "

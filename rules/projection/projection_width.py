@@ -135,13 +135,16 @@ class ProjectionWidth(Rule):
                     f"bidirectional {label}, but its weight {format_shape(w)} expects {format_dim(k_w)} = both "
                     "directions")
             fix = ("feed both directions: PyTorch torch.cat([h_n[-2], h_n[-1]], dim=1) or out[:, -1, :] of the "
-                   "bidirectional layer; Keras Bidirectional(LSTM(units), merge_mode=\"concat\")")
+                   "bidirectional layer; Keras Bidirectional(LSTM(units), merge_mode=\"concat\")"
+                   + ctx.for_jax("nnx.Bidirectional's output (both directions concatenated) into nnx.Linear(2 * hidden, "
+                                 "...)"))
         elif not bidirectional and both and len(rec) == 1:
             what = (f"the {format_dim(hidden)} hidden features of {label}, which has one direction, but its weight "
                     f"{format_shape(w)} expects {format_dim(k_w)}, as for a bidirectional layer")
             fix = (f"size the projection to the hidden size: PyTorch nn.Linear({format_dim(hidden)}, ...) (or make the "
                    "recurrent layer bidirectional=True); Keras Dense(...) infers its input width, "
-                   "Bidirectional(LSTM(units)) gives 2*units")
+                   "Bidirectional(LSTM(units)) gives 2*units"
+                   + ctx.for_jax(f"nnx.Linear({format_dim(hidden)}, ...) after a one-direction nnx.RNN"))
         else:
             nd = len(rec)
             parts = (f"{nd} concatenated states of {format_dim(hidden)} = {format_dim(expected)}" if nd > 1
@@ -150,7 +153,7 @@ class ProjectionWidth(Rule):
                     f"weight {format_shape(w)} expects {format_dim(k_w)}")
             fix = (f"size the projection to the recurrent output: PyTorch nn.Linear(in_features={format_dim(expected)}, "
                    "...) (hidden_size * 2 for bidirectional=True with both directions concatenated); Keras Dense(...) "
-                   "infers it")
+                   "infers it" + ctx.for_jax(f"nnx.Linear(in_features={format_dim(expected)}, ...)"))
         return ctx.finding(n, f"{n.op_type} {name!r} projects {what}", fix=fix, tensor=a)
 
     def duplicate(self, n, name, am, a, s, rec, ctx):
@@ -169,8 +172,9 @@ class ProjectionWidth(Rule):
         fix = ("concatenate the two directions of the last layer: PyTorch torch.cat([h_n[-2], h_n[-1]], dim=1) or "
                "h_n[-2:].transpose(0, 1).reshape(B, -1), or from the output torch.cat([out[:, -1, :H], out[:, 0, H:]], "
                "-1) (the backward half's final state is at step 0); Keras Bidirectional(LSTM(units), "
-               "merge_mode=\"concat\"); "
-               "Flax: jnp.concatenate([fwd[:, -1], bwd[:, 0]], -1) (the backward pass's final state)")
+               "merge_mode=\"concat\")"
+               + ctx.for_jax("jnp.concatenate([fwd[:, -1], bwd[:, 0]], -1) (the backward pass's final state is at "
+                             "step 0)"))
         return ctx.finding(n, msg, fix=fix, tensor=a, severity=Severity.WARNING)
 
 

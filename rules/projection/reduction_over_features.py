@@ -96,7 +96,9 @@ class ReductionOverFeatures(Rule):
         batch_first = t == 1
         op = n.op_type if n.op_type in OPS else ("ReduceMean" if n.op_type == "GlobalAveragePool" else "ReduceMax")
         fix = (f"pool over time: PyTorch out.{_torch(op)}(dim={t}) ({'batch_first' if batch_first else 'time-major'}); "
-               f"Keras GlobalAveragePooling1D() / GlobalMaxPooling1D() (channels_last) or ops.mean(x, axis={t})")
+               f"Keras GlobalAveragePooling1D() / GlobalMaxPooling1D() (channels_last) or ops.mean(x, axis={t})"
+               + ctx.for_jax(f"jnp.{_torch(op).replace('amax', 'max').replace('amin', 'min')}(ys, axis={t}) over the "
+                             "steps of an nnx.RNN's (B, T, H) output"))
         edit = None
         if n.op_type in OPS and src == n.input[0]:
             new_axes = sorted({t} | {k for k in axes if k not in feats})

@@ -114,7 +114,9 @@ class SoftmaxOverTime(Rule):
             where = f"{n.op_type} over axis {a} of {desc} runs over time (the {format_dim(x[t])} steps of {src})"
         msg = f"{where}: it {what}"
         fix = ("take it over the class axis: PyTorch logits.softmax(dim=-1), torch.log_softmax(logits, dim=-1), "
-               "logits.argmax(dim=-1); Keras TimeDistributed(Dense(classes, activation=\"softmax\")) or Softmax(axis=-1)")
+               "logits.argmax(dim=-1); Keras TimeDistributed(Dense(classes, activation=\"softmax\")) or Softmax(axis=-1)"
+               + ctx.for_jax("jax.nn.softmax(logits, axis=-1), jax.nn.log_softmax(logits, axis=-1), "
+                             "jnp.argmax(logits, axis=-1)"))
         edit = None
         target = f if f != rank - 1 else -1
         if coerced:

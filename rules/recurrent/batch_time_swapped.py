@@ -134,7 +134,8 @@ class BatchTimeSwapped(Rule):
                 "make the layer batch-first or transpose its input: PyTorch nn.LSTM(..., batch_first=True), or "
                 "lstm(x.transpose(0, 1)) and transpose the output back; Keras layers are batch-major, so in a "
                 "converted graph insert Transpose(perm=[1, 0, 2]) before X"
-            )
+            ) + ctx.for_jax("nnx.RNN is batch-major (time_major=False): feed it (B, T, F), or (T, B, F) with "
+                            "time_major=True")
         elif layout == 1:
             fix = (
                 "feed a (batch, seq, features) tensor or use a time-major op: PyTorch nn.LSTM(batch_first=False) "

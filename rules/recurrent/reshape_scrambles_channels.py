@@ -166,12 +166,14 @@ class ReshapeScramblesChannels(Rule):
                 "move channels last before flattening the positions: PyTorch x.permute(0, 2, 3, 1).reshape(N, H*W, C) "
                 "or x.flatten(2).transpose(1, 2) (CRNN: x.permute(0, 3, 1, 2).reshape(N, W, C*H)); Keras "
                 "Permute((2, 3, 1)) before Reshape((H*W, C)), or data_format='channels_last'"
-            )
+            ) + ctx.for_jax("Flax convs are channels-last, so x.reshape(N, H * W, C) on their (N, H, W, C) output; "
+                            "for one step per column jnp.transpose(x, (0, 2, 1, 3)).reshape(N, W, H * C)")
         else:
             fix = (
                 "reshape only along the axes' own order, and permute to put the axis you iterate over first: "
                 "PyTorch x.reshape(N, H*W, C) on an (N, H, W, C) map, x.permute(...) before it otherwise; "
                 "Keras Reshape((H*W, C)) on channels_last maps, Permute((2, 1, 3)) before Reshape((W, H*C)) for "
                 "one step per image column"
-            )
+            ) + ctx.for_jax("x.reshape(N, H * W, C) on a channels-last (N, H, W, C) map, jnp.transpose(x, ...) "
+                            "first to put the axis the nnx.RNN iterates over after the batch")
         return ctx.finding(reshape, msg, fix=fix, tensor=out)

@@ -131,10 +131,14 @@ class PerFrameOpMixesFrames(Rule):
         if len(shape) == 5:
             fix = ("put channels at axis 1 and time at axis 2: PyTorch conv3d(video.transpose(1, 2)) on (B, C, T, H, W), "
                    "or a per-frame Conv2d on video.flatten(0, 1) then .unflatten(0, (B, T)); Keras "
-                   "TimeDistributed(Conv2D(...)) or Conv3D on channels-last (T, H, W, C)")
+                   "TimeDistributed(Conv2D(...)) or Conv3D on channels-last (T, H, W, C)"
+                   + ctx.for_jax("Flax convs are channels-last: a 2-D nnx.Conv on video.reshape(B * T, H, W, C), "
+                                 "or a 3-D one on (B, T, H, W, C) as is"))
         else:
             fix = ("move the features to axis 1 first: PyTorch conv(x.transpose(1, 2)) for a (B, T, F) sequence, "
-                   "then .transpose(1, 2) back before the LSTM; Keras Conv1D works on (T, F) channels-last as is")
+                   "then .transpose(1, 2) back before the LSTM; Keras Conv1D works on (T, F) channels-last as is"
+                   + ctx.for_jax("nnx.Conv is channels-last: apply it to the (B, T, F) sequence as is, "
+                                 "not to jnp.swapaxes(x, 1, 2)"))
         yield ctx.finding(node, msg, fix=fix, tensor=x)
 
     def dense(self, node, ctx, am, x, shape, xa, near):
@@ -175,7 +179,8 @@ class PerFrameOpMixesFrames(Rule):
         fix = ("apply the Dense per step on the features and reduce over time explicitly: PyTorch nn.Linear on the last "
                "(feature) axis, then out[:, -1] or .mean(dim=1) (or attention weights from a softmax over time); "
                "Keras TimeDistributed(Dense(...)) or Dense on (T, F), then GlobalAveragePooling1D, not Permute((2, 1)) "
-               "then Dense")
+               "then Dense" + ctx.for_jax("nnx.Linear on the features of (B, T, F) as is (not on jnp.swapaxes(x, 1, 2)), "
+                                          "then ys[:, -1] or ys.mean(axis=1)"))
         yield ctx.finding(node, msg, fix=fix, tensor=x)
 
     def norm(self, node, ctx, am, x, shape, xa):
@@ -207,7 +212,8 @@ class PerFrameOpMixesFrames(Rule):
                 " takes the same mean over time again (one finding for both)"
         fix = ("normalise each step over its features: PyTorch nn.LayerNorm(features) on (B, T, F) (not over (T, F)), "
                "BatchNorm1d on x.transpose(1, 2) so the features are the channels; Keras LayerNormalization(axis=-1), "
-               "BatchNormalization(axis=-1)")
+               "BatchNormalization(axis=-1)" + ctx.for_jax("nnx.LayerNorm(features) (reduction_axes=-1) on (B, T, F), "
+                                                           "or jnp.mean / jnp.var over axis=-1"))
         yield ctx.finding(node, msg, fix=fix, tensor=x)
 
     @staticmethod

@@ -110,7 +110,8 @@ class TimeFoldNotUnfolded(Rule):
                         "unfold before the recurrent layer: PyTorch feats.unflatten(0, (B, T)) (or .view(B, T, -1)) after "
                         "the per-frame layers that ran on x.flatten(0, 1); Keras TimeDistributed(...) around the "
                         "per-frame layers, which folds and unfolds for you"
-                    )
+                    ) + ctx.for_jax("x.reshape(B, T, -1) after the per-frame layers that ran on x.reshape(B * T, ...), "
+                                    "or nnx.vmap / jax.vmap them over the time axis")
                     yield ctx.finding(folder, msg, fix=fix, tensor=out)
                 # 2. unfolded in the wrong order: the recurrence's time and batch slots share a cut source or a mix
                 culprit = None
@@ -135,7 +136,8 @@ class TimeFoldNotUnfolded(Rule):
                         "unfold in the order of the fold, then transpose: PyTorch feats.view(B, T, -1).transpose(0, 1) "
                         "for a time-major LSTM (not feats.view(T, B, -1)), or nn.LSTM(batch_first=True) on "
                         "feats.view(B, T, -1); Keras TimeDistributed(...) around the per-frame layers"
-                    )
+                    ) + ctx.for_jax("feats.reshape(B, T, -1) in the order of the fold (not (T, B, -1)), then "
+                                    "jnp.swapaxes(feats, 0, 1) only for a time-major scan")
                     yield ctx.finding(culprit, msg, fix=fix, tensor=culprit.output[0])
         yield from self.folded_outputs(ctx, am, reported)
 
@@ -182,5 +184,5 @@ class TimeFoldNotUnfolded(Rule):
                 fix = (
                     "unfold after the per-frame layers: PyTorch logits.unflatten(0, (B, T)) (or .reshape(B, T, -1)) "
                     "with B, T read from the input; Keras TimeDistributed(...) around the per-frame layers"
-                )
+                ) + ctx.for_jax("logits.reshape(B, T, -1) with B, T from x.shape")
                 yield ctx.finding(folder, msg, fix=fix, tensor=folder.output[0])

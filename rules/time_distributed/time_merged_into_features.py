@@ -198,5 +198,6 @@ class TimeMergedIntoFeatures(Rule):
             "apply the per-frame layers frame by frame instead: PyTorch x.flatten(0, 1) (fold time into batch), the "
             "per-frame Conv/Linear, then .unflatten(0, (B, T)).flatten(2) into the LSTM; Keras TimeDistributed(Conv2D"
             "(...)) / TimeDistributed(Flatten()) before the LSTM instead of Flatten() or Reshape((1, -1))"
-        )
+        ) + ctx.for_jax("the per-frame layers on x.reshape(B * T, ...) (or nnx.vmap over time), then "
+                        ".reshape(B, T, -1) into the nnx.RNN")
         return ctx.finding(merger, msg, fix=fix, tensor=out)
