@@ -54,13 +54,18 @@ def _fixtures():
     return sorted({*ROOT.glob("fixtures/**/*.onnx"), *ROOT.glob("tests/corpus/**/*.onnx")})
 
 
-def test_memo_changes_nothing_on_any_fixture():
-    hits = 0
+def _models():
+    """``(path, model)`` of every fixture and corpus file the loader accepts."""
     for path in _fixtures():
         try:
-            model = load_model(str(path))
+            yield path, load_model(str(path))
         except LoadError:
             continue
+
+
+def test_memo_changes_nothing_on_any_fixture():
+    hits = 0
+    for path, model in _models():
         _, plain = _infer(model, memoise=False)
         inf, memo = _infer(load_model(str(path)), memoise=True)
         hits += inf.memo_hits
@@ -234,11 +239,7 @@ def test_the_axis_walks_short_cuts_change_nothing_on_any_fixture():
     from shapelint.axes import AxisMap
 
     seen = 0
-    for path in _fixtures():
-        try:
-            model = load_model(str(path))
-        except LoadError:
-            continue
+    for path, model in _models():
         mg = ModelGraph.from_model(model)
         reset_fresh()
         table = Inferencer(mg).run()
@@ -263,11 +264,7 @@ def _general_order(mg: ModelGraph) -> list:
 
 def test_the_file_order_the_index_accepts_is_what_topological_order_finds_on_every_fixture():
     accepted = 0
-    for path in _fixtures():
-        try:
-            model = load_model(str(path))
-        except LoadError:
-            continue
+    for path, model in _models():
         mg = ModelGraph.from_model(model)
         indexed = mg._order
         general = _general_order(mg)
