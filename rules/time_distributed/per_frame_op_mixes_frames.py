@@ -234,7 +234,8 @@ class PerFrameOpMixesFrames(Rule):
             if c is node or c.op_type not in ("ReduceMean", "ReduceSum") or not c.input or c.input[0] != x \
                     or not c.output or not c.output[0]:
                 continue
-            if cls.norm_axes(c, ctx, am, len(ctx.shape(x) or ())) == axes and cls.centres(c, ctx):
+            near = am.after_recurrence(x) or am.reaches_recurrence(c.output[0])  # it would be reported too
+            if near and cls.norm_axes(c, ctx, am, len(ctx.shape(x) or ())) == axes and cls.centres(c, ctx):
                 out.append(c)
         return out
 
