@@ -384,6 +384,11 @@ def _table(key: str, value) -> dict:
     return value
 
 
+_PLAIN_KEYS = {"select": _selectors, "ignore": _selectors, "extend-select": _selectors, "extend-ignore": _selectors,
+               "exclude": _patterns, "extend-exclude": _patterns, "respect-gitignore": _flag, "force-exclude": _flag,
+               "cache": _flag}
+
+
 def parse_config(table: dict) -> Config:
     """Check every key and value of a shapelint table; build a :class:`Config`."""
     cfg = Config()
@@ -393,22 +398,9 @@ def parse_config(table: dict) -> Config:
             raise ConfigError(
                 f"unknown key {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else f"; known keys: {', '.join(KEYS)}")
             )
-        if key == "select":
-            cfg.select = _selectors(key, value)
-        elif key == "ignore":
-            cfg.ignore = _selectors(key, value)
-        elif key == "extend-select":
-            cfg.extend_select = _selectors(key, value)
-        elif key == "extend-ignore":
-            cfg.extend_ignore = _selectors(key, value)
-        elif key == "exclude":
-            cfg.exclude = _patterns(key, value)
-        elif key == "extend-exclude":
-            cfg.extend_exclude = _patterns(key, value)
-        elif key == "respect-gitignore":
-            cfg.respect_gitignore = _flag(key, value)
-        elif key == "force-exclude":
-            cfg.force_exclude = _flag(key, value)
+        plain = _PLAIN_KEYS.get(key)
+        if plain is not None:  # one value, checked by one function, stored under the key's own name
+            setattr(cfg, key.replace("-", "_"), plain(key, value))
         elif key == "per-file-ignores":
             cfg.per_file_ignores = {str(g): _selectors(f"{key}.{g!r}", v) for g, v in _table(key, value).items()}
         elif key == "severity":
@@ -438,8 +430,6 @@ def parse_config(table: dict) -> Config:
                 cfg.jobs = value
         elif key == "format":
             cfg.format = _choice(key, value, FORMATS)
-        elif key == "cache":
-            cfg.cache = _flag(key, value)
         elif key == "cache-dir":
             if not isinstance(value, str) or not value.strip() or "\x00" in value:
                 raise ConfigError(f"cache-dir: expected a folder path, got {str(value)[:60]!r}")

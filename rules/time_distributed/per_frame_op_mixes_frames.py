@@ -199,7 +199,7 @@ class PerFrameOpMixesFrames(Rule):
             if op in ("ReduceMean", "ReduceSum") and not self.centres(node, ctx):
                 return  # a mean over time that pools, not one that normalises
             what = "statistics over every step of the sequence, so each step is normalised with the others' values"
-        again = self.same_statistics(node, ctx, am, x, axes) if op in ("ReduceMean", "ReduceSum") else []
+        again = self.same_statistics(node, ctx, am, x, axes, rank) if op in ("ReduceMean", "ReduceSum") else []
         if any(am.order.get(id(c), -1) < am.order.get(id(node), -1) for c in again):
             return  # one normalisation that takes its mean twice (jax2onnx's jnp.var): reported at the first
         t = next(k for k in axes if self.time(am, xa[k], node))
@@ -226,7 +226,7 @@ class PerFrameOpMixesFrames(Rule):
         return use.axes if use is not None else None
 
     @classmethod
-    def same_statistics(cls, node, ctx, am, x: str, axes) -> list:
+    def same_statistics(cls, node, ctx, am, x: str, axes, rank: int) -> list:
         """The other reductions of ``x`` over the same axes that centre it too: one normalisation writing its mean
         twice, as jax2onnx exports ``(x - x.mean(axis)) / sqrt(x.var(axis))``."""
         out = []
@@ -235,7 +235,7 @@ class PerFrameOpMixesFrames(Rule):
                     or not c.output or not c.output[0]:
                 continue
             near = am.after_recurrence(x) or am.reaches_recurrence(c.output[0])  # it would be reported too
-            if near and cls.norm_axes(c, ctx, am, len(ctx.shape(x) or ())) == axes and cls.centres(c, ctx):
+            if near and cls.norm_axes(c, ctx, am, rank) == axes and cls.centres(c, ctx):
                 out.append(c)
         return out
 
