@@ -168,8 +168,9 @@ class TimeFoldNotUnfolded(Rule):
                 srcs = am.sources_of(ax)
                 if len(srcs) < 2 or not all(am.has_label(s, "sample") for s in srcs):
                     continue
-                if not any(am.is_(s, "time") for s in srcs):
-                    continue
+                times = [am.is_(s, "time") for s in srcs]
+                if not any(times) or all(times):
+                    continue  # no time in it, or time alone (a scrambled time axis is SL202's): not batch and time
                 folder = am.origin(vi.name, k)
                 if folder is None or folder.op_type not in MERGERS or id(folder) in reported:
                     continue
