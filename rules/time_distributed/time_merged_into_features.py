@@ -182,6 +182,7 @@ class TimeMergedIntoFeatures(Rule):
         if axis is None:
             axis = next((k for k, ax in enumerate(oa) if self.has_time(am, ax)), None)
         where = "one axis packs the time steps with each step's values"
+        steps = None  # the input axis the message calls the time steps, labelled so in the brackets too
         if axis is not None and axis < len(oa):
             ax = oa[axis]
             where = f"axis {axis} packs the time steps with each step's values"
@@ -190,8 +191,11 @@ class TimeMergedIntoFeatures(Rule):
                 if first is not None and rest is not None:
                     where = (f"axis {axis} packs the {format_dim(first)} time steps with {format_dim(rest)} "
                              "values per step")
+                    held = next((j for j, a in enumerate(am.axes(src) or ())
+                                 if len(a) == 1 and a[0].source is ax[0].source), None)
+                    steps = {held: "time"} if held is not None else None
         msg = (
-            f"{merger.op_type} merges the time axis into the features: {am.labelled(src)} becomes "
+            f"{merger.op_type} merges the time axis into the features: {am.labelled(src, steps)} becomes "
             f"{format_shape(ctx.shape(out))}, whose {where}; {how}"
         )
         fix = (
