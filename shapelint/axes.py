@@ -872,6 +872,15 @@ class AxisMap:
         return len(picked) == 2 and {s.direction for s in picked} == {"forward", "reverse"} \
             and self._passes(picked[0].recurrence, picked[1].recurrence)
 
+    @staticmethod
+    def _reversed_constant(iv, n: Dim) -> bool:
+        """A constant index vector n-1, n-2, ..., 0 (or -1, ..., -n) over an axis of static length n > 1: what the
+        computed reversal folds to when the length is static (jax2onnx's reverse scan, ``x[:, ::-1]`` as a Gather)."""
+        if type(n) is not int or n < 2 or iv.ndim != 1 or iv.size != n or iv.dtype.kind not in "iu":
+            return False
+        k = iv.astype("int64") % n
+        return bool((k[:-1] - k[1:] == 1).all()) and int(k[-1]) == 0
+
     def _reversal(self, idx: str, n: Dim) -> bool:
         """``idx`` holds n-1, n-2, ..., 0 for an axis of length ``n``: ``(n - 1) - Range(0, n, 1)`` or
         ``Range(n - 1, -1, -1)``."""
@@ -1437,7 +1446,8 @@ class AxisMap:
         scalar = int(iv) if iv is not None and iv.ndim == 0 else None
         if iv is None and self.table.shape(idx) == ():
             scalar = _index_of(values_of(self.table.get(idx)), shape[axis])
-        if iv is None and scalar is None and self._reversal(idx, shape[axis]) and x[axis]:
+        if scalar is None and x[axis] and (self._reversed_constant(iv, shape[axis]) if iv is not None
+                                           else self._reversal(idx, shape[axis])):
             # indices n-1, n-2, ..., 0 computed from the axis length (jax2onnx's reverse): the axis read backwards
             rev = self.new("reversed", shape[axis], node.output[0], axis, node, parents=[f.source for f in x[axis]])
             return [x[:axis] + (rev,) + x[axis + 1:]]

@@ -612,3 +612,21 @@ def test_the_last_layers_directions_merged_before_the_hidden_units_are_not_a_mix
     assert am.direction_axes("hn") == [0] and am.direction_axes("last") == [0]
     reshape = next(n for n in m.graph.node if n.output[0] == "out")
     assert am.direction_mix(reshape) is None
+
+
+@pytest.mark.parametrize("indices, reversed_", [
+    ("{2, 1, 0}", True),     # n-1, ..., 0: what a computed reversal folds to when the length is static
+    ("{-1, -2, -3}", True),  # the same, counted from the end
+    ("{0, 1, 2}", False),    # the identity
+    ("{2, 0, 1}", False),    # another permutation
+])
+def test_a_gather_of_a_constant_reversed_index_vector_reads_the_axis_backwards(indices, reversed_):
+    m = onnx.parser.parse_model(f'''
+    <ir_version: 8, opset_import: ["" : 17]>
+    g (float[B, 3, 4] x) => (y) {{
+      i = Constant <value = int64[3] {indices}> ()
+      y = Gather <axis = 1> (x, i)
+    }}''')
+    mg = ModelGraph.from_model(m)
+    am = analyse(mg, infer(mg))
+    assert (am.describe("y") == "(x.0, Gather.reversed, x.2)") is reversed_, am.describe("y")
