@@ -34,7 +34,11 @@ None.
 
 ## Limitations
 Only constant indices are judged.  With padded batches the last valid step
-depends on each sequence's length; that is not checked.
+depends on each sequence's length; that is not checked.  ``out[:, -1]`` of a
+*bidirectional* layer is not reported either, though its backward half there
+has read only the last step (it is the summary many tutorials take); use the
+bidirectional form above, or ``h_n``, where both directions should summarise
+the whole sequence.
 """
 
 from __future__ import annotations
