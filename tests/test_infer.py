@@ -330,3 +330,59 @@ def test_a_counting_while_loop_runs_its_bound_many_times():
     loop = next(n for n in m.graph.node if n.op_type == "Loop")
     stacked = table.shape(loop.output[-1])
     assert stacked[0] == time_dim  # one stacked state per frame, not a fresh unknown length
+
+
+def _counting_loop(scan: bool = False):
+    """A loop carrying a step counter that starts at 0 (+1 each iteration) and a constant it hands on unchanged,
+    reading step ``counter`` of ``x`` inside the body, as tf2onnx writes Keras's SimpleRNN."""
+    from onnx import TensorProto, helper
+
+    i64, f32 = TensorProto.INT64, TensorProto.FLOAT
+    body_nodes = [
+        helper.make_node("Constant", [], ["one"], value=helper.make_tensor("one_v", i64, [], [1])),
+        helper.make_node("Add", ["t_in", "one"], ["t_out"]),
+        helper.make_node("Identity", ["k_in"], ["k_out"]),
+        helper.make_node("Gather", ["x", "t_in"], ["step"], axis=0),
+        helper.make_node("Identity", ["step"], ["scan_out"]),
+        helper.make_node("Identity", ["c_in"], ["c_out"]),
+    ]
+    scalar = lambda n, t: helper.make_tensor_value_info(n, t, [])  # noqa: E731
+    if scan:  # states t, k; no scanned input, one scanned output
+        body = helper.make_graph([n for n in body_nodes if n.output[0] != "c_out"], "body",
+                                 [scalar("t_in", i64), scalar("k_in", i64)],
+                                 [scalar("t_out", i64), scalar("k_out", i64),
+                                  helper.make_tensor_value_info("scan_out", f32, None)])
+        loop = helper.make_node("Scan", ["t0", "k0"], ["t_end", "k_end", "ys"], body=body, num_scan_inputs=0)
+    else:
+        body = helper.make_graph(body_nodes, "body",
+                                 [scalar("iter", i64), scalar("c_in", TensorProto.BOOL), scalar("t_in", i64),
+                                  scalar("k_in", i64)],
+                                 [scalar("c_out", TensorProto.BOOL), scalar("t_out", i64), scalar("k_out", i64),
+                                  helper.make_tensor_value_info("scan_out", f32, None)])
+        loop = helper.make_node("Loop", ["n", "", "t0", "k0"], ["t_end", "k_end", "ys"], body=body)
+    g = helper.make_graph(
+        [helper.make_node("Constant", [], ["t0"], value=helper.make_tensor("t0_v", i64, [], [0])),
+         helper.make_node("Constant", [], ["k0"], value=helper.make_tensor("k0_v", i64, [], [7])),
+         *([] if scan else [helper.make_node("Constant", [], ["n"], value=helper.make_tensor("n_v", i64, [], [3]))]),
+         loop],
+        "g", [helper.make_tensor_value_info("x", f32, ["time", 4])],
+        [helper.make_tensor_value_info("ys", f32, None)])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_a_carried_state_that_changes_is_no_constant_inside_the_body():
+    # its initial value is the first iteration's only: a Gather at the counter reads every step, not step 0
+    for scan in (False, True):
+        table = infer(ModelGraph.from_model(_counting_loop(scan)))
+        assert table.get("t_in").const is None and table.get("t_in").value is None, scan
+        assert table.shape("t_in") == (), scan
+        assert int(table.get("k_in").const) == 7, scan  # handed on unchanged: the same value every iteration
+
+
+def test_a_tf2onnx_simplernn_loop_is_not_an_rnn_unrolled_at_export():
+    # the healthy fixture's body reads step `time` of the sequence, a counter carried from 0
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "fixtures/healthy/tf2onnx_simplernn_loop_attention.onnx"
+    report = check(str(path))
+    assert report.diagnostics == [] and report.recurrences == {"total": 1, "undecided": 0}

@@ -45,6 +45,30 @@ def _walk_body(inf, body: onnx.GraphProto, bound: dict[str, TensorInfo], opset_i
     return outs
 
 
+def _invariant(body: onnx.GraphProto, body_in: int, body_out: int) -> bool:
+    """The body hands carried input ``body_in`` on unchanged as output ``body_out`` (tf2onnx carries its weights
+    and bounds so): only then is the initial value the value of every iteration."""
+    if body_in >= len(body.input) or body_out >= len(body.output):
+        return False
+    want, t = body.input[body_in].name, body.output[body_out].name
+    producers = {o: n for n in body.node for o in n.output if o}
+    for _ in range(8):
+        if t == want:
+            return True
+        p = producers.get(t)
+        if p is None or p.op_type != "Identity" or not p.input:
+            return False
+        t = p.input[0]
+    return False
+
+
+def _state(info: TensorInfo, invariant: bool) -> TensorInfo:
+    """A carried state as the body sees it: its initial value only where no iteration changes it."""
+    if invariant or (info.value is None and not info.has_const):
+        return info
+    return TensorInfo(dtype=info.dtype, shape=info.shape, kind=info.kind, elem=info.elem)
+
+
 def _merge(a: TensorInfo, b: TensorInfo) -> TensorInfo:
     if a.shape is None or b.shape is None or len(a.shape) != len(b.shape):
         return TensorInfo(dtype=a.dtype or b.dtype, kind=a.kind, elem=a.elem)
@@ -150,9 +174,9 @@ def infer_control_flow(inf, ctx: NodeContext, opset_imports):
         if len(body.input) >= 2:
             bound[body.input[0].name] = TensorInfo(dtype=onnx.TensorProto.INT64, shape=())
             bound[body.input[1].name] = TensorInfo(dtype=onnx.TensorProto.BOOL, shape=())
-        for vi, info in zip(body.input[2:], carried):
+        for k, (vi, info) in enumerate(zip(body.input[2:], carried)):
             declared = from_type_proto(vi.type)
-            bound[vi.name] = info if info.dtype is not None else declared
+            bound[vi.name] = _state(info, _invariant(body, k + 2, k + 1)) if info.dtype is not None else declared
         outs = _walk_body(inf, body, bound, opset_imports)
         n_carried = len(carried)
         final = []
@@ -191,6 +215,8 @@ def infer_control_flow(inf, ctx: NodeContext, opset_imports):
                     return None
                 seq_len = seq_len if seq_len is not None else info.shape[ax]
                 info = TensorInfo(dtype=info.dtype, shape=tuple(d for i, d in enumerate(info.shape) if i != ax))
+            elif k < n_state:
+                info = _state(info, _invariant(body, k, k))
             bound[vi.name] = info
         outs = _walk_body(inf, body, bound, opset_imports)
         final = [_merge(ins[k], outs[k]) if ins[k].shape is not None else outs[k] for k in range(n_state)]
