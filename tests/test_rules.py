@@ -82,3 +82,30 @@ def test_fixes_speak_jax_to_the_models_jax2onnx_wrote_and_only_to_them(rules):
                 other_seen += 1
                 assert "JAX/Flax:" not in d.fix and "Flax:" not in d.fix, (path, d.rule, d.fix)
     assert jax_seen >= 10 and other_seen >= 30, (jax_seen, other_seen)
+
+
+def _reshape_to(shape: str, target: list[int]) -> list:
+    from shapelint.check import check
+
+    from .conftest import parse
+
+    m = parse(f'''<ir_version: 8, opset_import: ["" : 17]>
+g (float{shape} x) => (y) {{ t = Constant <value = int64[{len(target)}] {{{", ".join(map(str, target))}}}> ()
+                              y = Reshape (x, t) }}''')
+    return [(d.rule, d.message) for d in check(m).diagnostics]
+
+
+def test_sl501_a_literal_reshape_pins_a_product_of_dynamic_dims():
+    # (B, T, 10) -> (24, 10): valid for the few (B, T) with B*T == 24 only (onnxruntime fails elsewhere)
+    got = _reshape_to("[B, T, 10]", [24, 10])
+    assert [r for r, _ in got] == ["SL501"] and "only when B * T == 24" in got[0][1]
+    got = _reshape_to("[B, T, 2, 5]", [4, 6, 10])
+    assert [r for r, _ in got] == ["SL501"] and "only when B * T == 24" in got[0][1]
+
+
+def test_sl501_a_literal_reshape_that_merges_or_cannot_match_is_not_pinned_twice():
+    assert [r for r, _ in _reshape_to("[B, T, 10]", [-1, 10])] == []  # -1 takes B*T: fine
+    assert "B * T == 7" in _reshape_to("[B, T, 10]", [7, 10])[0][1]  # (1, 7) and (7, 1): still pinned
+    assert "SL501" not in [r for r, _ in _reshape_to("[B, T, 10]", [7, 3])]  # 21 is no B*T*10: no size to pin
+    one = _reshape_to("[B, 10]", [40])  # one dim: inference's own "valid only when B == 4", reported once
+    assert [r for r, _ in one] == ["SL501"] and "B == 4" in one[0][1]

@@ -14,6 +14,9 @@ ConstantOfShape whose constant shape froze that value.  The patterns:
   ``shapelint.axes``): ``(batch*time, F) -> (-1, 6, F)`` meant to unfold the
   frames is right only when ``time == 6``, whether the target is a constant
   or computed (``x.size(0) // 6``);
+* a Reshape to an all-literal shape of a tensor whose size is a product of
+  several dynamic dims: ``(B, T, 10) -> (24, 10)`` holds only when
+  ``B * T == 24`` (JAX checks nothing where there is no ``-1``);
 * a recurrence unrolled at export over an axis declared dynamic reads only
   the traced steps (Keras 3 exports a ``None`` time axis this way: one step),
   so a longer sequence is cut without an error; anchored on the Gather that
@@ -74,7 +77,7 @@ class TracedSizeBakedIn(Rule):
         for n in ctx.graph.topological_order():
             if n.op_type == "Reshape":
                 with ctx.isolated(n):
-                    found = self.reshape_freezes_axis(n, ctx)
+                    found = self.reshape_freezes_axis(n, ctx) or self.reshape_pins_product(n, ctx)
                     if found:
                         reported.add(id(n))
                         yield found
@@ -159,6 +162,42 @@ class TracedSizeBakedIn(Rule):
                 tensor=n.output[0],
             )
         return None
+
+    # -- a Reshape to an all-literal shape of a tensor whose size is a product of several dynamic dims
+    def reshape_pins_product(self, n, ctx):
+        """(B, T, 10) -> (24, 10): the element count ``B*T*10`` equals 240 only for the few (B, T) whose
+        product is 24, the traced sizes among them.  One dim alone (``batch*16 == 64``) is a conflict of
+        inference, reported on its own; a count that can never match is SL102's."""
+        if len(n.input) < 2 or not n.output:
+            return None
+        target, x = ctx.const(n.input[1]), ctx.shape(n.input[0])
+        if target is None or x is None:
+            return None
+        target = [int(v) for v in target.reshape(-1)]
+        if not target or any(v <= 0 for v in target):
+            return None  # -1 and 0 take sizes from the input: not all literal
+        total = product(x)
+        names = free_names(total) if total is not None and not isinstance(total, int) else set()
+        terms = getattr(total, "terms", None)
+        if len(names) < 2 or not terms or len(terms) != 1 or not terms[0][0]:
+            return None  # not c * a monomial of named dims: no finite set of sizes to pin
+        (_, coeff), = terms
+        known = product(target)
+        if known % coeff or compare(total, known).relation != Relation.UNKNOWN:
+            return None
+        static = product([d for d in x if isinstance(d, int)])
+        if known % static:
+            return None
+        mono = " * ".join(format_dim_(d) for d in x if not isinstance(d, int))
+        return ctx.finding(
+            n,
+            f"Reshape to the constant shape {tuple(target)} holds {format_dim_(known)} elements, and its input "
+            f"{format_shape(x)} has that many only when {mono} == {known // static}, the sizes it was traced at: "
+            f"{' and '.join(sorted(names))} are declared dynamic, and at other sizes the Reshape fails",
+            fix=self.fix_text(n) + ctx.for_jax("x.reshape(-1, F), or x.reshape(B * T, F) with B, T = x.shape[:2], "
+                                               "not a configured constant"),
+            tensor=n.output[0],
+        )
 
     # -- a literal that cuts a dynamic axis: (b*t, F) -> (-1, 6, F) is right only when t == 6
     def literal_cuts(self, ctx, reported):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..dims import free_symbols, symbol  # noqa: F401 - the doctests use symbol
+from ..dims import Relation, compare, free_symbols, product, symbol  # noqa: F401 - the doctests use symbol
 from ..poly import Poly
 
 __all__ = ["Condition", "conditions", "evaluate", "relation_values", "shape_literals", "traced_values"]
@@ -101,17 +101,31 @@ def _baked_axis(x, target, syms: dict) -> tuple[str, int] | None:
 
     The target lines up with the input's axes only up to the first ``-1`` or merged axis.
     """
-    for d, t in zip(x, target):
+    for k, (d, t) in enumerate(zip(x, target)):
         if isinstance(t, int) and t == -1:
             return None
         if not isinstance(d, int) and any(u is not None and not isinstance(u, int) and u == d for u in target):
             continue  # the dim is still in the target, elsewhere: moved (a length-1 axis swapped past it), not baked
         if (isinstance(t, int) and t == 0) or t == d:
             continue
-        if d in syms and isinstance(t, int) and t > 0:
+        if d in syms and isinstance(t, int) and t > 0 and not _merges(x, target, k):
             return syms[d], t
         return None
     return None
+
+
+def _merges(x, target, k: int) -> bool:
+    """The literal at ``target[k]`` stands for ``x[k]`` times more input axes: ``(B, T, 5) -> (14, 5)`` pins
+    ``B*T``, not ``B``.  Where a later ``-1`` takes the rest, the literal is read as ``x[k]``'s alone."""
+    rest = []
+    for j in range(k + 1, len(target)):
+        t = target[j]
+        if not isinstance(t, int):
+            return False
+        if t == -1:
+            return False
+        rest.append(x[j] if t == 0 and j < len(x) else t)
+    return compare(product(list(x[k + 1:])), product(rest)).relation != Relation.EQUAL
 
 
 def _checks(result, syms: dict):
