@@ -163,6 +163,20 @@ _COLOR = click.option("--color/--no-color", default=None, expose_value=False, ca
                       help="Colour the text output [default: on a terminal; env FORCE_COLOR, NO_COLOR].")
 
 
+def _set_verbose(ctx: click.Context, _param, value: int) -> None:
+    """``-v`` after the subcommand (``shapelint check -v M``): adds to the ``-v`` given before it."""
+    if not value:
+        return
+    settings = ctx.find_object(Settings)
+    if settings is not None:
+        settings.verbose += value
+        logging.getLogger().setLevel(logging.WARNING - 10 * min(settings.verbose, 2))
+
+
+_VERBOSE = click.option("-v", "--verbose", count=True, expose_value=False, callback=_set_verbose,
+                        help="More detail: why sequence rules were undecided, more logging (-vv for debug).")
+
+
 class _Jobs(click.ParamType):
     """``--jobs``: an integer from 1 to 256, or ``auto`` (the cores this process may use)."""
 
@@ -228,6 +242,7 @@ def main(ctx: click.Context, verbose: int, color: bool | None) -> None:
 @click.option("--cache-dir", metavar="DIR", envvar="SHAPELINT_CACHE_DIR", help="Where the result cache lives [default: .shapelint_cache next to the config file, else in the working directory] (env SHAPELINT_CACHE_DIR).")
 @click.option("--scheduler", metavar="ADDRESS", help="Check on a Dask cluster: tcp://HOST:PORT, or local[:N] for a local cluster of N worker processes (the dask extra: pip install '.[dask]' in shapelint's source folder).")
 @_COLOR
+@_VERBOSE
 @click.pass_obj
 def check(settings: Settings, paths, fmt, select, ignore, fail_on, jobs, dims, output, config_file, isolated, baseline_file, write_baseline_file, graph_dir, progress, run_verify=False, provider="cpu",
           extend_select=None, extend_ignore=None, exit_zero=False, exclude=None, extend_exclude=None, respect_gitignore=None,
@@ -547,6 +562,7 @@ def _nothing():
 @click.option("--dim", "dims", multiple=True, metavar="NAME=INT", help="Bind a symbolic dim to a size.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Also write a copy of the model with the inferred shapes as value_info (to open in Netron); never the input.")
 @_COLOR
+@_VERBOSE
 @click.pass_obj
 def shapes(settings: Settings, model, fmt, dims, output=None) -> None:
     """Every tensor's inferred shape, node by node (like Keras model.summary())."""
@@ -764,6 +780,7 @@ _ISOLATED = click.option("--isolated", is_flag=True, help="Ignore every configur
 @_CONFIG
 @_ISOLATED
 @_COLOR
+@_VERBOSE
 @click.pass_obj
 def verify(settings: Settings, paths, dims, provider, fmt, timeout, memory_mb, select, ignore, fail_on, jobs=None, progress=None,
            config_file=None, isolated=False) -> None:
@@ -837,6 +854,7 @@ def verify(settings: Settings, paths, dims, provider, fmt, timeout, memory_mb, s
 @_CONFIG
 @_ISOLATED
 @_COLOR
+@_VERBOSE
 @click.pass_obj
 def fix(settings: Settings, models, output, dry_run, fmt, select, ignore, fail_on, dims, provider, timeout, memory_mb,
         config_file=None, isolated=False) -> None:

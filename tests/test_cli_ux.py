@@ -543,3 +543,17 @@ def test_the_rule_catalogue_is_what_the_rule_classes_say():
     assert [(i.code, i.slug, i.severity, i.summary, i.doc) for i in infos] == \
         [(r.code, r.slug, r.severity.value, r.summary(), r.doc()) for r in rs]
     assert broken == list(rs.broken)
+
+
+def test_v_after_the_subcommand_says_why_a_recurrence_was_undecided():
+    # the summary line tells the user "(-v says why)": `shapelint check -v M` must work as `shapelint -v check M`
+    from click.testing import CliRunner
+
+    model = Path(__file__).resolve().parent.parent / "fixtures/SL501-traced-size-baked-in/bad_jax2onnx_config_frames.onnx"
+    runner = CliRunner()
+    plain = runner.invoke(main, ["check", "--no-cache", str(model)])
+    assert "(-v says why)" in plain.output and "undecided [sequence]" not in plain.output
+    for argv in (["check", "-v", "--no-cache", str(model)], ["-v", "check", "--no-cache", str(model)]):
+        got = runner.invoke(main, argv)
+        assert got.exit_code == 1, got.output
+        assert "undecided [sequence] Loop" in got.output and "(-v says why)" not in got.output, argv
