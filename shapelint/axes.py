@@ -2187,7 +2187,10 @@ class AxisMap:
         for (src, k), steps in self._step_reads().items():  # one step of a dynamic axis through a recurrent cell
             if set(steps) != {0} or not dynamic(src, k) or self.is_weight(src) or key(src, k) in seen:
                 continue
-            if self._one_step_cell(steps[0][0]):
+            state = self._one_step_state(steps[0][0])
+            if state is not None and not self._from_caller(state):
+                # (a state the caller passes in, a graph input, makes a step function: one step per call by design,
+                # a streaming model or a one-step decoder, not a recurrence cut to the traced length)
                 seen.add(key(src, k))
                 out.append((self.graph.producer(steps[0][0]), src, k, 1))
         return out
@@ -2199,8 +2202,12 @@ class AxisMap:
             self._live = self._reach([o.name for o in self.graph.graph.output], forward=False)
         return self._live
 
-    def _one_step_cell(self, step: str, depth: int = 6) -> bool:
+    def _one_step_cell(self, step: str) -> bool:
         """The only step joins a state times a recurrent weight (``x_t W + h_0 R``): an unrolled cell of length 1."""
+        return self._one_step_state(step) is not None
+
+    def _one_step_state(self, step: str, depth: int = 6) -> str | None:
+        """The state ``h_0`` that :meth:`_one_step_cell` finds joined with the step, or None."""
         from_step, frontier = {step}, [step]
         for _ in range(depth):
             nxt = []
@@ -2218,12 +2225,25 @@ class AxisMap:
                                 p = self.graph.producer(p.input[0]) if p.input else None
                             if p is not None and p.op_type in ("MatMul", "Gemm") and len(p.input) >= 2 \
                                     and self.is_weight(p.input[1]) and p.input[0] not in from_step:
-                                return True
+                                return p.input[0]
                     for o in c.output:
                         if o and o not in from_step:
                             from_step.add(o)
                             nxt.append(o)
             frontier = nxt
+        return None
+
+    def _from_caller(self, t: str, depth: int = 8) -> bool:
+        """``t`` is (a part of) a graph input: read through the slices, squeezes and casts that take a state apart."""
+        inputs = {vi.name for vi in self.graph.graph.input}
+        for _ in range(depth):
+            if t in inputs:
+                return not self.is_weight(t)
+            p = self.graph.producer(t)
+            if p is None or not p.input or p.op_type not in ("Slice", "Split", "Gather", "Squeeze", "Unsqueeze",
+                                                             "Reshape", "Cast", "Identity", "Transpose"):
+                return False
+            t = p.input[0]
         return False
 
     def _computed_from(self, start: str, budget: int) -> set[str]:

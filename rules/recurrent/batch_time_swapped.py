@@ -39,7 +39,11 @@ graph put ``Transpose(perm=[1, 0, 2])`` in front of the ``layout=0`` op.
 None.
 
 ## Limitations
-The op's own reading of its input is never evidence against it: with
+An op whose batch slot is a length-1 axis the graph made (``x.unsqueeze(1)``,
+a Conv's width of 1 moved there) is left alone: streaming models run a
+per-chunk layer with the chunks as its batch and then the recurrence over the
+chunks, batch 1, on purpose (Silero VAD does).  The op's own reading of its
+input is never evidence against it: with
 anonymous or static dims and no other op that reads the axes (an embedding
 straight into one LSTM), there is nothing to decide from and nothing is
 reported.
@@ -69,6 +73,9 @@ class BatchTimeSwapped(Rule):
                     yield from ctx.skip(f"{rc.describe()}: X is not a known rank-3 tensor")
                     continue
                 t_ax, b_ax = rc.time_axis, rc.batch_axis
+                if shape[b_ax] == 1 and not xa[b_ax]:
+                    continue  # a batch of one made in the graph: the frames a per-frame layer took as its batch are
+                    # the steps (streaming models: a Conv over N chunks, then an LSTM over the N chunks)
                 at = self.says(am, xa[t_ax], "batch", rc.node)
                 ab = self.says(am, xa[b_ax], "time", rc.node)
                 if not (at or ab) or self.says(am, xa[t_ax], "time", rc.node, state=False) \
