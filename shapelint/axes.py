@@ -189,6 +189,11 @@ class Factor:
 Axis = tuple  # tuple[Factor, ...]; () is a length-1 axis
 
 
+def _part(f: Factor) -> tuple | None:
+    """Which part of its source a factor is, as a label key: None for the whole source."""
+    return None if f.whole else (f.size, f.inner)
+
+
 @dataclass(eq=False)
 class Scramble:
     """A Reshape/Flatten whose cut does not line up with its input's axes: each axis in ``axes`` mixes sources."""
@@ -358,6 +363,9 @@ class AxisMap:
         self.sources: list[Source] = []
         self._parent: dict[int, int] = {}
         self._labels: dict[int, dict[str, list[onnx.NodeProto]]] = {}
+        #: the same labels per part of a source: root -> factor key (None: the whole source) -> role -> nodes; a
+        #: (B, 120) input unflattened to (B, 40, 3) has two parts, and the steps' label is not the features'
+        self._flabels: dict[int, dict[tuple | None, dict[str, list[onnx.NodeProto]]]] = {}
         self.scrambles: list[Scramble] = []
         self.recurrences: list[Recurrence] = []
         self.uses: list[Use] = []
@@ -423,11 +431,26 @@ class AxisMap:
             i = nxt
         return i
 
-    def labels(self, s: Source) -> dict[str, list[onnx.NodeProto]]:
-        """Slot labels of ``s``'s class: role -> the nodes whose slot said so."""
+    def labels(self, s: "Source | Factor") -> dict[str, list[onnx.NodeProto]]:
+        """Slot labels of ``s``'s class: role -> the nodes whose slot said so.  For a factor that is a part of
+        its source, what was said of that part or of the whole source, not what was said of its other parts."""
+        if isinstance(s, Factor):
+            if s.whole:
+                s = s.source
+            else:
+                parts = self._flabels.get(self.root(s.source))
+                if not parts:
+                    return {}
+                whole, mine = parts.get(None), parts.get(_part(s))
+                if not whole or not mine:
+                    return mine or whole or {}
+                out = {role: list(nodes) for role, nodes in whole.items()}
+                for role, nodes in mine.items():
+                    out.setdefault(role, []).extend(nodes)
+                return out
         return self._labels.get(self.root(s), {})
 
-    def has_label(self, s: Source, role: str) -> bool:
+    def has_label(self, s: "Source | Factor", role: str) -> bool:
         return role in self.labels(s)
 
     def named(self, s: Source) -> str | None:
@@ -436,23 +459,23 @@ class AxisMap:
             return None
         return self._names.get((s.tensor, s.axis))
 
-    def is_(self, s: Source, role: str, *, by_name: bool = True) -> bool:
+    def is_(self, s: "Source | Factor", role: str, *, by_name: bool = True) -> bool:
         """``s`` is ``role`` (``batch`` or ``time``) by an op's slot, or, where no op says, by its dim name."""
         labels = self.labels(s)
         if role in labels:
             return True
         if not by_name or "batch" in labels or "time" in labels:
             return False
-        return self.named(s) == role
+        return self.named(s.source if isinstance(s, Factor) else s) == role
 
     def has_role(self, ax: Axis | None, role: str, *, by_name: bool = True) -> bool:
-        return any(self.is_(f.source, role, by_name=by_name) for f in ax or ())
+        return any(self.is_(f, role, by_name=by_name) for f in ax or ())
 
     # -- per-step outputs of recurrences
     def time_axes(self, tensor: str) -> list[int]:
         """Axes of ``tensor`` holding a factor that a recurrence iterates over (op evidence only)."""
         return [k for k, ax in enumerate(self.axes(tensor) or ())
-                if ax and any(self.has_label(f.source, "time") for f in ax)]
+                if ax and any(self.has_label(f, "time") for f in ax)]
 
     def projected_axes(self, tensor: str) -> list[int]:
         """Axes of ``tensor`` made by a Dense (MatMul/Gemm against a weight) applied after a recurrence."""
@@ -556,8 +579,8 @@ class AxisMap:
             elif s.kind == "scramble":
                 w = "scrambled"
             else:
-                labels = self.labels(s)
-                w = next((r for r in ("time", "batch") if self.is_(s, r)), None) or \
+                labels = self.labels(f)
+                w = next((r for r in ("time", "batch") if self.is_(f, r)), None) or \
                     next((r for r in ("spatial", "channel", "feature") if r in labels), "?")
             if not words or words[-1] != w:
                 words.append(w)
@@ -939,6 +962,7 @@ class AxisMap:
         for f in ax or ():
             r = self.root(f.source)
             self._labels.setdefault(r, {}).setdefault(role, []).append(node)
+            self._flabels.setdefault(r, {}).setdefault(_part(f), {}).setdefault(role, []).append(node)
 
     def unify(self, a: Axis | None, b: Axis | None) -> None:
         """Two axes an op aligned element by element: their sources are one axis (labels merge)."""
@@ -951,10 +975,18 @@ class AxisMap:
             ra, rb = self.root(fa.source), self.root(fb.source)
             if ra != rb:
                 lo, hi = min(ra, rb), max(ra, rb)
+                f_lo, f_hi = (fa, fb) if ra == lo else (fb, fa)
                 self._parent[hi] = lo
                 merged = self._labels.setdefault(lo, {})
                 for role, nodes in self._labels.pop(hi, {}).items():
                     merged.setdefault(role, []).extend(nodes)
+                parts = self._flabels.setdefault(lo, {})
+                for key, roles in self._flabels.pop(hi, {}).items():
+                    # what was said of the aligned part (or of all of it) is said of the part it was aligned with
+                    to = _part(f_lo) if key is None or key == _part(f_hi) else key
+                    dst = parts.setdefault(to, {})
+                    for role, nodes in roles.items():
+                        dst.setdefault(role, []).extend(nodes)
 
     def _opaque(self, node, t: str) -> tuple | None:
         shape = self.table.shape(t)
@@ -2271,7 +2303,11 @@ class AxisMap:
                         continue  # stacking the steps' results is not carrying a state
                     others = [i for i in c.input if i and i not in mine and not self.is_weight(i)]
                     if others and c.op_type not in ("Shape", "Size") and any(o in self.live for o in c.output):
-                        joins.append((c.op_type, others))  # dead code carries no state
+                        if c.op_type == "Gemm":  # x W + C: tf2onnx folds a cell's "+ h R" into Gemm's C
+                            others = [i for i in others if len(c.input) > 2 and i == c.input[2]]
+                            joins.append(("Add" if others else "Gemm", others))
+                        else:
+                            joins.append((c.op_type, others))  # dead code carries no state
                     for o in c.output:
                         if o and o not in mine:
                             mine.add(o)

@@ -630,3 +630,33 @@ def test_a_gather_of_a_constant_reversed_index_vector_reads_the_axis_backwards(i
     mg = ModelGraph.from_model(m)
     am = analyse(mg, infer(mg))
     assert (am.describe("y") == "(x.0, Gather.reversed, x.2)") is reversed_, am.describe("y")
+
+
+def _fixture_axes(rel: str):
+    from pathlib import Path
+
+    from shapelint.axes import analyse
+    from shapelint.check import check
+
+    r = check(str(Path(__file__).resolve().parent.parent / "fixtures" / rel))
+    return r, r.table.analyses.get(analyse, r.graph, r.table)
+
+
+@pytest.mark.parametrize("exporter", ["ts", "dynamo"])
+def test_the_steps_label_is_not_the_label_of_the_values_unflattened_from_the_same_axis(exporter):
+    # (B, 120) -> view(B, 40, 3): the LSTM iterates over the 40, and the 3 values stay features
+    r, am = _fixture_axes(f"healthy/flat_window_proj_lstm_{exporter}.onnx")
+    x = next(n for n in r.graph.graph.node if n.op_type == "Reshape").output[0]
+    (steps,), (values,) = am.axes(x)[1], am.axes(x)[2]
+    assert steps.source is values.source and not steps.whole and not values.whole  # two parts of one input axis
+    assert am.has_label(steps, "time") and not am.has_label(values, "time")
+    assert am.has_label(steps.source, "time")  # a source-level question still sees every part's label
+    assert am.time_axes(x) == [1]
+
+
+def test_a_cell_whose_state_term_is_folded_into_gemm_c_is_an_unrolled_recurrence():
+    # tf2onnx writes a bias-free SimpleRNN step as Gemm(x_t, W, C = h R): the join is Gemm's C
+    r, am = _fixture_axes("healthy/tf2onnx_simplernn_unrolled_window_static.onnx")
+    (rc,) = am.recurrences
+    assert rc.kind == "unrolled" and r.table.shape(rc.tensor)[rc.time_axis] == 40
+    assert not [d for d in r.diagnostics]

@@ -294,8 +294,7 @@ class PerFrameOpMixesFrames(Rule):
     def time(am, ax, node) -> bool:
         """The axis holds time by another op's slot (or, where no op says, by its dim name)."""
         for f in ax or ():
-            s = f.source
-            others = [n for n in am.labels(s).get("time", []) if n is not node]
-            if others or (not am.labels(s).get("time") and am.is_(s, "time")):
+            others = [n for n in am.labels(f).get("time", []) if n is not node]
+            if others or (not am.labels(f).get("time") and am.is_(f, "time")):
                 return True
         return False
