@@ -14,6 +14,11 @@ graph and reports:
   Transpose that brings directions next to hidden first
   (``h_n.view(batch, -1)``).
 
+* a Concat that joins the directions, each read out of the num_directions
+  axis, along the batch or time axis instead of the hidden units
+  (``torch.cat([h_n[0], h_n[1]], dim=0)``: ``(2*batch, hidden)``) where the
+  result goes on to a Dense or the model's output.
+
 Severity: **error** where onnxruntime fails (Gemm fed more than 2 axes, a
 MatMul whose inner dims then differ; the generic SL101/SL103 finding on
 that node is replaced by this one); **warning** where the model runs and
@@ -119,6 +124,76 @@ class LstmDirectionsNotRemoved(Rule):
             if id(n) not in rows_for_dense:
                 with ctx.isolated(n):
                     yield self.mix(n, mix[0], mix[1], am, ctx)
+        outputs = {o.name for o in ctx.graph.graph.output}
+        for n in ctx.graph.topological_order():
+            if n.op_type == "Concat" and len(n.input) >= 2 and n.output and n.output[0]:
+                with ctx.isolated(n):
+                    found = self.directions_joined(n, am, ctx, outputs)
+                    if found:
+                        yield found
+
+    # ------------------------------------------------------------ directions concatenated on the wrong axis
+    def directions_joined(self, n, am, ctx, outputs):
+        """``torch.cat([h_n[0], h_n[1]], dim=0)``: the directions, each read out of the num_directions axis, joined
+        along the batch (or time) instead of the hidden units; reported where the result reaches a Dense or the
+        model's output without being reshaped back."""
+        steps = [am.step(i) if i else None for i in n.input]
+        if any(st is None for st in steps):
+            return None
+        read = {st[3] for st in steps}
+        if len(read) != 1 or len({st[1] for st in steps}) != len(steps):
+            return None
+        if not all(f.source and am.is_direction(f.source) for st in steps for f in st[0]):
+            return None
+        first = n.input[0]
+        xa, shape = am.axes(first), ctx.shape(first)
+        axis = _attr(n, "axis", None)
+        if xa is None or shape is None or type(axis) is not int or not -len(xa) <= axis < len(xa):
+            return None
+        k = axis + len(xa) if axis < 0 else axis
+        if k in am.recurrent_features(first):
+            return None  # along the hidden units: [forward | backward], as meant
+        if am.has_role(xa[k], "batch", by_name=False):
+            how = "batch"
+        elif k in am.time_axes(first):
+            how = "time"
+        else:
+            return None
+        where = self.reaches(n.output[0], am, ctx, outputs)
+        if where is None:
+            return None
+        (tensor,) = read
+        name = n.name or n.output[0]
+        d = steps[0][2]
+        msg = (f"Concat {name!r} joins {len(steps)} directions of {self.source_text(am, tensor, d)} "
+               f"{describe(am, tensor)} (entries {', '.join(str(st[1]) for st in steps)} of its num_directions axis) "
+               f"along axis {k} of {am.labelled(first)}, the {how}, not the hidden units: the result "
+               f"{format_shape(ctx.shape(n.output[0]))} {HOW[how]}, and it reaches {where}")
+        h = len(xa) - 1
+        fix = (f"concatenate along the hidden units: Concat(axis={h}); PyTorch torch.cat([h_n[-2], h_n[-1]], "
+               f"dim={h}) or h_n[-2:].transpose(0, 1).reshape(B, -1)" +
+               ctx.for_jax("jnp.concatenate([fwd, bwd], axis=-1)"))
+        return ctx.finding(n, msg, fix=fix, tensor=n.output[0])
+
+    @staticmethod
+    def reaches(tensor, am, ctx, outputs, depth: int = 6):
+        """The Dense or model output ``tensor`` goes on to through elementwise ops, before any reshape."""
+        frontier, seen = [tensor], {tensor}
+        for _ in range(depth):
+            nxt = []
+            for t in frontier:
+                if t in outputs:
+                    return f"the model output {t!r}"
+                for c in ctx.consumers(t):
+                    if c.op_type in ("MatMul", "Gemm") and len(c.input) > 1 and c.input[0] == t \
+                            and am.is_weight(c.input[1]):
+                        return f"{c.op_type} {c.name or c.output[0]!r}"
+                    if c.op_type in ("Relu", "Tanh", "Sigmoid", "Dropout", "Identity", "Cast", "LeakyRelu", "Elu",
+                                     "Gelu", "Add", "Mul", "Sub", "Div"):
+                        nxt.extend(o for o in c.output if o and o not in seen)
+                        seen.update(c.output)
+            frontier = nxt
+        return None
 
     # ------------------------------------------------------------ projections
     @staticmethod
