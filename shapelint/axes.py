@@ -1108,6 +1108,12 @@ class AxisMap:
                 continue
             st = steps.get(t)
             if st is not None:
+                if step is not None and (st[0] == ()) != (step[0] == ()):
+                    # the only entry of a 1-long axis (a zero state's (1, B, H) sliced) beside a step of a real
+                    # axis: the real one is the step (dynamo unrolls nn.RNN so: h0[0:1] joined with x_t W)
+                    if st[0] != ():
+                        step, seq = st, self._step_seq.get(t, -1)
+                    continue
                 if step is not None:
                     if st[0] != step[0] or st[2:] != step[2:]:
                         return
