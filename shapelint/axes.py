@@ -384,6 +384,9 @@ class AxisMap:
         self._members: dict[int, tuple[str, ...]] = {}  # Concat-made source id -> the tensors concatenated
         self._dir_stacks: set[int] = set()  # Concat-made sources that stack directions or layers of recurrences
         self._unit_dir: dict[str, int] = {}  # tensor -> its length-1 num_directions axis (one-direction op)
+        #: sequences: "empty" (SequenceEmpty), ("insert", sequence, element axes) (SequenceInsert), ("stack",
+        #: axis, element axes) (a Loop that inserted one element per iteration into an empty sequence)
+        self._seq: dict[str, object] = {}
         self._bodies: list[tuple[onnx.NodeProto, int, int]] = []
         self._step_seq: dict[str, int] = {}  # tensor -> when its step was read (walk order)
         self._stack_candidates: list[tuple[int, list, int]] = []  # two tensors stacked on a new axis
@@ -2040,6 +2043,17 @@ class AxisMap:
         for k, o in enumerate(node.output):
             b = self._axes.get(body.output[k + 1].name) if k + 1 < len(body.output) else None
             if k < n_state:
+                ins = self._seq.get(body.output[k + 1].name) if k + 1 < len(body.output) else None
+                if type(ins) is tuple and ins[0] == "insert" and k + 2 < len(body.input) \
+                        and ins[1] == body.input[k + 2].name and self._seq.get(node.input[k + 2]) == "empty":
+                    # outs.append(h) once per iteration: the iterations are the stacked axis
+                    n = self.table.get(o).length if o in self.table else None
+                    ax = it_axis if it_axis is not None and n is not None and \
+                        _eq(product([f.size for f in it_axis]), n) else None
+                    if ax is None and n is not None:
+                        ax = self.new("iteration", n, o, 0, node)
+                    if ax is not None:
+                        self._seq[o] = ("stack", ax, ins[2])
                 outs.append(b)
                 continue
             if b is None:
@@ -2061,6 +2075,31 @@ class AxisMap:
                 outs.append(None)
         return outs
 
+    def _op_SequenceEmpty(self, node):
+        if node.output and node.output[0]:
+            self._seq[node.output[0]] = "empty"
+        return [None]
+
+    def _op_SequenceInsert(self, node):
+        if len(node.input) == 2 and node.output and node.output[0]:
+            self._seq[node.output[0]] = ("insert", node.input[0], self._axes.get(node.input[1]))
+        return [None]
+
+    def _op_ConcatFromSequence(self, node):
+        """The elements a Loop stacked one per iteration, on a new axis: that axis is the iterations'."""
+        st = self._seq.get(node.input[0]) if node.input else None
+        if type(st) is not tuple or st[0] != "stack" or st[2] is None:
+            return None
+        _, ax, elem = st
+        if self._attr(node, "new_axis", 0) != 1:
+            return None
+        r = len(elem) + 1
+        axis = self._attr(node, "axis")
+        if type(axis) is not int or not -r <= axis < r:
+            return None
+        a = axis + r if axis < 0 else axis
+        return [tuple(elem[:a]) + (ax,) + tuple(elem[a:])]
+
     @staticmethod
     def _carries_state(body, n_state: int) -> bool:
         """Some loop-carried value is recomputed each iteration (not handed back unchanged)."""
@@ -2078,15 +2117,23 @@ class AxisMap:
         alias = {it}
         local = ({vi.name for vi in body.input} - set(carried)) | {t.name for t in body.initializer}
         out = []
+        views: dict[str, str] = {}  # body tensors that are an outer tensor whole (TorchScript's x[:, :, :])
         for n in body.node:
+            if n.op_type in ("Slice", "Identity") and n.input and n.output and n.output[0] \
+                    and n.input[0] not in local and n.input[0] not in alias:
+                src, got = self.table.shape(n.input[0]), self.table.shape(n.output[0])
+                if src is not None and got is not None and len(src) == len(got) \
+                        and all(_eq(a, b) for a, b in zip(src, got)):
+                    views[n.output[0]] = views.get(n.input[0], n.input[0])
             if n.op_type in ("Cast", "Identity", "Unsqueeze", "Reshape", "Squeeze", "Add", "Sub") \
                     and n.input and n.input[0] in alias and all(i in alias or self._const(i) is not None
                                                                for i in n.input[1:]):
                 alias.update(o for o in n.output if o)
             elif n.op_type in ("Gather", "Slice") and len(n.input) >= 2 and n.input[1] in alias \
-                    and n.input[0] not in local:
-                x = self._axes.get(n.input[0])
-                if x is None:
+                    and (n.input[0] not in local or n.input[0] in views):
+                whole = views.get(n.input[0])
+                x = self._axes.get(whole if whole is not None else n.input[0])
+                if x is None and whole is None:
                     x = self._in(n, 0)
                 if x is None:
                     continue
@@ -2096,7 +2143,8 @@ class AxisMap:
                     axis = int(av.reshape(-1)[0]) if av is not None and av.size == 1 else 0
                     axis = axis + len(x) if axis < 0 else axis
                 if axis is not None and 0 <= axis < len(x):
-                    outer = carried.get(n.input[0], n.input[0])
+                    outer = whole if whole is not None else n.input[0]
+                    outer = carried.get(outer, outer)
                     if all(o != outer for o, _ in out):
                         out.append((outer, x[axis]))
             local.update(o for o in n.output if o)

@@ -386,3 +386,43 @@ def test_a_tf2onnx_simplernn_loop_is_not_an_rnn_unrolled_at_export():
     path = Path(__file__).resolve().parent.parent / "fixtures/healthy/tf2onnx_simplernn_loop_attention.onnx"
     report = check(str(path))
     assert report.diagnostics == [] and report.recurrences == {"total": 1, "undecided": 0}
+
+
+def test_sequence_lengths_and_concat_from_sequence_match_onnxruntime():
+    import numpy as np
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    f = TensorProto.FLOAT
+    nodes = [
+        helper.make_node("SequenceEmpty", [], ["s0"], dtype=f),
+        helper.make_node("SequenceInsert", ["s0", "x"], ["s1"]),
+        helper.make_node("SequenceInsert", ["s1", "x"], ["s2"]),
+        helper.make_node("ConcatFromSequence", ["s2"], ["stacked"], axis=0, new_axis=1),
+        helper.make_node("ConcatFromSequence", ["s2"], ["joined"], axis=-1),
+        helper.make_node("SequenceLength", ["s2"], ["n"]),
+        helper.make_node("SequenceConstruct", ["x", "x", "x"], ["c"]),
+        helper.make_node("ConcatFromSequence", ["c"], ["three"], axis=1, new_axis=1),
+    ]
+    outs = ["stacked", "joined", "n", "three"]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", f, ["B", 4])],
+                          [helper.make_tensor_value_info(o, TensorProto.INT64 if o == "n" else f, None) for o in outs])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    table = infer(ModelGraph.from_model(m))
+    got = {o: format_shape(table.shape(o)) for o in outs}
+    assert got == {"stacked": "(2, B, 4)", "joined": "(B, 8)", "n": "()", "three": "(B, 3, 4)"}
+    assert table.get("n").value == (2,)
+    sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    ran = dict(zip(outs, sess.run(outs, {"x": np.zeros((3, 4), np.float32)})))
+    assert [ran[o].shape for o in outs] == [(2, 3, 4), (3, 8), (), (3, 3, 4)] and int(ran["n"]) == 2
+
+
+def test_a_scripted_loop_appending_each_state_stacks_one_per_iteration():
+    # TorchScript's `for t in range(x.size(1)): outs.append(h)` then torch.stack(outs, 1)
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "fixtures/SL404-reduction-over-features/good_torchscript_scripted_loop.onnx"
+    m = onnx.load(str(path))
+    table = infer(ModelGraph.from_model(m))
+    cat = next(n for n in m.graph.node if n.op_type == "ConcatFromSequence")
+    assert format_shape(table.shape(cat.output[0])) == "(batch, time, 12)"

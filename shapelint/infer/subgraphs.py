@@ -39,7 +39,7 @@ def _walk_body(inf, body: onnx.GraphProto, bound: dict[str, TensorInfo], opset_i
     outs = []
     for vi in body.output:
         got = table.get(vi.name)
-        if got is None or (got.shape is None and got.dtype is None):
+        if got is None or (got.shape is None and got.dtype is None and (got.kind == "tensor" or got.elem is None)):
             got = from_type_proto(vi.type)
         outs.append(got)
     return outs
@@ -63,10 +63,21 @@ def _invariant(body: onnx.GraphProto, body_in: int, body_out: int) -> bool:
 
 
 def _state(info: TensorInfo, invariant: bool) -> TensorInfo:
-    """A carried state as the body sees it: its initial value only where no iteration changes it."""
-    if invariant or (info.value is None and not info.has_const):
+    """A carried state as the body sees it: its initial value (a sequence's length) only where no iteration
+    changes it."""
+    if invariant or (info.value is None and not info.has_const and info.length is None):
         return info
     return TensorInfo(dtype=info.dtype, shape=info.shape, kind=info.kind, elem=info.elem)
+
+
+def _appends_once(body: onnx.GraphProto, body_in: int, body_out: int) -> bool:
+    """The body's new value of a carried sequence is the old one with one SequenceInsert (``outs.append(h)``)."""
+    if body_in >= len(body.input) or body_out >= len(body.output):
+        return False
+    out = body.output[body_out].name
+    p = next((n for n in body.node if out in n.output), None)
+    return p is not None and p.op_type == "SequenceInsert" and len(p.input) == 2 and \
+        p.input[0] == body.input[body_in].name
 
 
 def _merge(a: TensorInfo, b: TensorInfo) -> TensorInfo:
@@ -86,7 +97,16 @@ def _runs_every_trip(ctx: NodeContext, body: onnx.GraphProto) -> bool:
     out, cond_in = body.output[0].name, body.input[1].name
     if out == cond_in:
         return True
-    return any(n.op_type == "Identity" and list(n.output) == [out] and list(n.input) == [cond_in] for n in body.node)
+    for n in body.node:
+        if n.op_type == "Identity" and list(n.output) == [out] and len(n.input) == 1:
+            if n.input[0] == cond_in:
+                return True
+            # TorchScript's `for` loops: the condition out is Identity of an outer constant true
+            src = n.input[0]
+            if all(src not in m.output for m in body.node) and src not in {vi.name for vi in body.input}:
+                v = values_of(ctx.table.get(src)) if src in ctx.table else None
+                return v is not None and len(v) == 1 and v[0] == 1
+    return False
 
 
 def _counted_while(ctx: NodeContext, body: onnx.GraphProto):
@@ -176,17 +196,28 @@ def infer_control_flow(inf, ctx: NodeContext, opset_imports):
             bound[body.input[1].name] = TensorInfo(dtype=onnx.TensorProto.BOOL, shape=())
         for k, (vi, info) in enumerate(zip(body.input[2:], carried)):
             declared = from_type_proto(vi.type)
-            bound[vi.name] = _state(info, _invariant(body, k + 2, k + 1)) if info.dtype is not None else declared
+            known = info.dtype is not None or (info.kind == "sequence" and info.elem is not None)
+            bound[vi.name] = _state(info, _invariant(body, k + 2, k + 1)) if known else declared
         outs = _walk_body(inf, body, bound, opset_imports)
         n_carried = len(carried)
         final = []
-        for k, info in enumerate(outs[1 : 1 + n_carried]):
-            init = carried[k] if k < len(carried) else TensorInfo()
-            final.append(_merge(init, info) if init.shape is not None else TensorInfo(dtype=info.dtype))
         trip = values_of(ctx.input(0)) if ctx.has_input(0) else None
         n = trip[0] if trip and trip[0] is not None and _runs_every_trip(ctx, body) else None
         if n is None:
             n = _counted_while(ctx, body)
+        for k, info in enumerate(outs[1 : 1 + n_carried]):
+            init = carried[k] if k < len(carried) else TensorInfo()
+            if init.kind == "sequence" and info.kind == "sequence":
+                from .ops.sequence import merge_elem
+
+                empty = init.length is not None and compare(init.length, 0).relation == Relation.EQUAL
+                elem = info.elem if empty or init.elem is None else (
+                    merge_elem(init.elem, info.elem) if info.elem is not None else None)
+                length = init.length + n if init.length is not None and n is not None and \
+                    _appends_once(body, k + 2, k + 1) else None
+                final.append(TensorInfo(dtype=info.dtype, kind="sequence", elem=elem, length=length))
+                continue
+            final.append(_merge(init, info) if init.shape is not None else TensorInfo(dtype=info.dtype))
         for info in outs[1 + n_carried :]:
             if info.shape is None:
                 final.append(TensorInfo(dtype=info.dtype))

@@ -35,10 +35,13 @@ class TensorInfo:
     elem: "TensorInfo | None" = None
     #: an initializer whose value is read only when a handler asks for it
     proto: onnx.TensorProto | None = None
+    #: a sequence's number of elements, where it is known (SequenceEmpty, one SequenceInsert per Loop iteration)
+    length: "Dim" = None
 
-    def __init__(self, dtype=None, shape=None, value=None, const=None, kind="tensor", elem=None, proto=None):
+    def __init__(self, dtype=None, shape=None, value=None, const=None, kind="tensor", elem=None, proto=None,
+                 length=None):
         self.dtype, self.shape, self.value, self._const = dtype, shape, value, const
-        self.kind, self.elem, self.proto = kind, elem, proto
+        self.kind, self.elem, self.proto, self.length = kind, elem, proto, length
 
     @property
     def const(self) -> np.ndarray | None:

@@ -1,5 +1,5 @@
 """Op handlers, one module per family; importing this package registers them all."""
 
-from . import contrib, conv, elementwise, linalg, misc, reduce, rnn, shape_ops  # noqa: F401
+from . import contrib, conv, elementwise, linalg, misc, reduce, rnn, sequence, shape_ops  # noqa: F401
 
 __all__: list[str] = []
