@@ -30,3 +30,27 @@ def source_of(am, tensor: str, k: int) -> str:
         if rax and any(f in ax or any(g.source is f.source for g in ax) for f in rax):
             return rc.describe()
     return "the recurrent layer"
+
+
+def reaches(am, ctx, tensor: str, outputs, follow, depth: int = 8, first_operand: bool = False) -> str | None:
+    """The model output or the Dense (a MatMul/Gemm against a weight) that ``tensor`` goes on to, in words,
+    through the consumers ``follow(node)`` accepts; None if neither is met within ``depth`` ops.
+    ``first_operand``: the Dense must read it as its data operand (not as a Gemm's bias)."""
+    seen, frontier = {tensor}, [tensor]
+    for _ in range(depth):
+        nxt = []
+        for t in frontier:
+            if t in outputs:
+                return f"the model output {t!r}"
+            for c in ctx.consumers(t):
+                if c.op_type in ("MatMul", "Gemm") and len(c.input) > 1 and am.is_weight(c.input[1]) \
+                        and (not first_operand or c.input[0] == t):
+                    return f"{c.op_type} {c.name or c.output[0]!r}"
+                if not follow(c):
+                    continue
+                for o in c.output:
+                    if o and o not in seen:
+                        seen.add(o)
+                        nxt.append(o)
+        frontier = nxt
+    return None

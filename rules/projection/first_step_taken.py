@@ -46,7 +46,7 @@ from __future__ import annotations
 from shapelint.rule import Fix, Rule, Severity
 
 from ._edit import Editor
-from ._tracking import TRACKING_LIMITS, describe
+from ._tracking import TRACKING_LIMITS, describe, reaches
 
 #: consumers that stack per-step results back: not where a summary leaves
 STACKERS = ("Concat", "ConcatFromSequence", "SequenceConstruct", "SequenceInsert")
@@ -93,23 +93,7 @@ class FirstStepTaken(Rule):
     @staticmethod
     def reaches(am, ctx, tensor, outputs, depth: int = 8):
         """The model output or the classifier (a Dense) the step goes on to, before being stacked back."""
-        seen, frontier = {tensor}, [tensor]
-        for _ in range(depth):
-            nxt = []
-            for t in frontier:
-                if t in outputs:
-                    return f"the model output {t!r}"
-                for c in ctx.consumers(t):
-                    if c.op_type in STACKERS:
-                        continue
-                    if c.op_type in ("MatMul", "Gemm") and len(c.input) > 1 and am.is_weight(c.input[1]):
-                        return f"{c.op_type} {c.name or c.output[0]!r}"
-                    for o in c.output:
-                        if o and o not in seen:
-                            seen.add(o)
-                            nxt.append(o)
-            frontier = nxt
-        return None
+        return reaches(am, ctx, tensor, outputs, lambda c: c.op_type not in STACKERS, depth)
 
     def finding(self, n, am, rc, data, axis, bidir, where, ctx):
         name = n.name or n.output[0]

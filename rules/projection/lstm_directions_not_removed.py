@@ -71,7 +71,7 @@ from shapelint.dims import Relation, compare, format_dim, format_shape, mul
 from shapelint.rule import Fix, Rule, Severity
 
 from ._edit import Editor, keeps_shapes_consistent
-from ._tracking import TRACKING_LIMITS, describe
+from ._tracking import TRACKING_LIMITS, describe, reaches
 
 FIX_ONE = (
     "remove the direction axis before projecting: ONNX Squeeze(Y, axes=[{d}]) gives {merged}; PyTorch's "
@@ -83,6 +83,9 @@ FIX_TWO = (
     "PyTorch: use out of nn.LSTM(bidirectional=True) as returned, (seq, batch, 2*hidden), and for final "
     "states h_n[-2:].transpose(0, 1).reshape(B, -1); Keras: Bidirectional(LSTM(...), merge_mode=\"concat\")"
 )
+#: the ops a result goes through on its way to a Dense without being reshaped
+ELEMENTWISE_ON = ("Relu", "Tanh", "Sigmoid", "Dropout", "Identity", "Cast", "LeakyRelu", "Elu", "Gelu", "Add", "Mul",
+                  "Sub", "Div")
 HOW = {
     "scramble": "interleaves directions, samples and hidden units",
     "batch": "merges the directions into the batch: the rows of the result hold one direction of one sample each",
@@ -178,24 +181,8 @@ class LstmDirectionsNotRemoved(Rule):
     @staticmethod
     def reaches(tensor, am, ctx, outputs, depth: int = 6):
         """The Dense or model output ``tensor`` goes on to through elementwise ops, before any reshape."""
-        frontier, seen = [tensor], {tensor}
-        for _ in range(depth):
-            nxt = []
-            for t in frontier:
-                if t in outputs:
-                    return f"the model output {t!r}"
-                for c in ctx.consumers(t):
-                    if c.op_type in ("MatMul", "Gemm") and len(c.input) > 1 and c.input[0] == t \
-                            and am.is_weight(c.input[1]):
-                        return f"{c.op_type} {c.name or c.output[0]!r}"
-                    if c.op_type in ("Relu", "Tanh", "Sigmoid", "Dropout", "Identity", "Cast", "LeakyRelu", "Elu",
-                                     "Gelu", "Add", "Mul", "Sub", "Div"):
-                        nxt.extend(o for o in c.output if o and o not in seen)
-                        seen.update(c.output)
-            frontier = nxt
-        return None
+        return reaches(am, ctx, tensor, outputs, lambda c: c.op_type in ELEMENTWISE_ON, depth, first_operand=True)
 
-    # ------------------------------------------------------------ projections
     @staticmethod
     def dense_rows(n, am, ctx):
         """The Reshape/Flatten that folds every axis but the features into the rows of this Dense (how tf2onnx
