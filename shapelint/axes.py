@@ -62,11 +62,16 @@ from .graph import ModelGraph
 from .infer import ShapeTable
 from .infer.registry import values_of
 
-__all__ = ["Source", "Factor", "Scramble", "Recurrence", "State", "AxisMap", "analyse", "axis_map_for", "RECURRENT_OPS"]
+__all__ = ["Source", "Factor", "Scramble", "Recurrence", "State", "AxisMap", "analyse", "axis_map_for", "RECURRENT_OPS",
+           "DENSE_OPS"]
 
 logger = logging.getLogger(__name__)
 
 RECURRENT_OPS = ("LSTM", "GRU", "RNN")
+#: a Dense: the data times a weight (input 1), as exporters write it and as onnxruntime's optimizer (FusedGemm,
+#: FusedMatMul) and dynamic quantizer (MatMulInteger on DynamicQuantizeLinear's output) rewrite it
+DENSE_OPS = ("MatMul", "Gemm", "FusedGemm", "FusedMatMul", "MatMulInteger", "MatMulIntegerToFloat",
+             "DynamicQuantizeMatMul")
 
 # ops that keep every element where it is (one output aligned with broadcast inputs)
 ELEMENTWISE = frozenset(
@@ -80,7 +85,7 @@ NORMALISATIONS = ("LayerNormalization", "SimplifiedLayerNormalization", "SkipLay
                   "SkipSimplifiedLayerNormalization", "RMSNormalization")
 POOLS = ("MaxPool", "AveragePool", "LpPool")
 GLOBAL_POOLS = ("GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool")
-CONVS = ("Conv", "ConvTranspose", "ConvInteger", "QLinearConv")
+CONVS = ("Conv", "ConvTranspose", "ConvInteger", "QLinearConv", "FusedConv")  # FusedConv: onnxruntime's Conv+act
 REDUCTIONS = ("ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
               "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare")
 _COMBINE = frozenset("Mul MatMul Einsum Div Sub Add Where".split())
@@ -486,7 +491,7 @@ class AxisMap:
         for k, ax in enumerate(self.axes(tensor) or ()):
             for f in ax or ():
                 s = f.source
-                if s.kind == "feature" and s.node is not None and s.node.op_type in ("MatMul", "Gemm") \
+                if s.kind == "feature" and s.node is not None and s.node.op_type in DENSE_OPS \
                         and s.node.input and self.after_recurrence(s.node.input[0]):
                     out.append(k)
                     break
@@ -1778,6 +1783,31 @@ class AxisMap:
         self.uses.append(Use(node, "contract", node.input[0], (0 if ta else 1,)))
         return [(rows, self.new("feature", shape[1], node.output[0], 1, node))]
 
+    # onnxruntime's optimizer and quantizer write these where a model had MatMul/Gemm (deployed variants)
+    def _op_FusedGemm(self, node):
+        return self._op_Gemm(node)  # Gemm with its activation fused in: the same axes
+
+    def _op_FusedMatMul(self, node):
+        if any(self._attr(node, a, 0) for a in ("transA", "transB", "transBatchA", "transBatchB")):
+            return None  # a transposed operand: not followed
+        return self._op_MatMul(node)
+
+    def _op_MatMulInteger(self, node):
+        return self._op_MatMul(node)  # the quantized activation times the int8 weight
+
+    def _op_MatMulIntegerToFloat(self, node):
+        return self._op_MatMul(node)
+
+    def _op_DynamicQuantizeMatMul(self, node):
+        return self._op_MatMul(node)
+
+    def _op_DynamicQuantizeLinear(self, node):
+        """y, y_scale, y_zero_point: y is x element by element; the scale and zero point are scalars."""
+        x = self._in(node, 0)
+        if x is None:
+            return None
+        return [x] + [() for _ in node.output[1:]]
+
     def _conv(self, node):
         x = self._in(node, 0)
         shape = self.table.shape(node.output[0])
@@ -2309,7 +2339,7 @@ class AxisMap:
                                                                   "Unsqueeze", "Reshape", "Cast"):
                                     break
                                 p = self.graph.producer(p.input[0]) if p.input else None
-                            if p is not None and p.op_type in ("MatMul", "Gemm") and len(p.input) >= 2 \
+                            if p is not None and p.op_type in DENSE_OPS and len(p.input) >= 2 \
                                     and self.is_weight(p.input[1]) and p.input[0] not in from_step:
                                 return p.input[0]
                     for o in c.output:

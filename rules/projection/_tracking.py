@@ -6,6 +6,11 @@ module only words them.
 
 from __future__ import annotations
 
+from shapelint.axes import DENSE_OPS
+
+#: what onnxruntime's quantizer puts between a tensor and the Dense that reads it
+QUANTIZERS = ("DynamicQuantizeLinear", "QuantizeLinear", "DequantizeLinear")
+
 #: the closing paragraph of every SL40x rule's documentation: what the axis tracking follows
 TRACKING_LIMITS = """\
 Recurrences followed (``shapelint.axes``): ONNX LSTM/GRU/RNN (both layouts,
@@ -43,10 +48,10 @@ def reaches(am, ctx, tensor: str, outputs, follow, depth: int = 8, first_operand
             if t in outputs:
                 return f"the model output {t!r}"
             for c in ctx.consumers(t):
-                if c.op_type in ("MatMul", "Gemm") and len(c.input) > 1 and am.is_weight(c.input[1]) \
+                if c.op_type in DENSE_OPS and len(c.input) > 1 and am.is_weight(c.input[1]) \
                         and (not first_operand or c.input[0] == t):
                     return f"{c.op_type} {c.name or c.output[0]!r}"
-                if not follow(c):
+                if not follow(c) and c.op_type not in QUANTIZERS:
                     continue
                 for o in c.output:
                     if o and o not in seen:
