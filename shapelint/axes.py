@@ -1783,6 +1783,9 @@ class AxisMap:
         self.uses.append(Use(node, "contract", node.input[0], (0 if ta else 1,)))
         return [(rows, self.new("feature", shape[1], node.output[0], 1, node))]
 
+    def _op_DynamicQuantizeLSTM(self, node):
+        return self._recurrent(node)  # onnxruntime's quantized LSTM: the LSTM's inputs, outputs and axes
+
     # onnxruntime's optimizer and quantizer write these where a model had MatMul/Gemm (deployed variants)
     def _op_FusedGemm(self, node):
         return self._op_Gemm(node)  # Gemm with its activation fused in: the same axes

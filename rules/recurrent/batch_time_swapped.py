@@ -112,7 +112,7 @@ class BatchTimeSwapped(Rule):
     def later(am, other, node) -> bool:
         """``other`` is a recurrence that reads the data after ``node`` does: the first reader sets the layout,
         so a later one that disagrees is the one reported, not this one."""
-        if other.op_type not in ("LSTM", "GRU", "RNN", "Scan", "Loop"):
+        if other.op_type not in ("LSTM", "GRU", "RNN", "DynamicQuantizeLSTM", "Scan", "Loop"):
             return False
         order = am.order
         return order.get(id(other), -1) > order.get(id(node), -1)

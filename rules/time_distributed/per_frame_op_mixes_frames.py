@@ -65,10 +65,11 @@ result is not subtracted from its input), is not a normalisation.
 
 from __future__ import annotations
 
+from shapelint.axes import DENSE_OPS
 from shapelint.dims import format_dim
 from shapelint.rule import Rule, Severity
 
-CONVS = ("Conv", "ConvInteger", "QLinearConv")
+CONVS = ("Conv", "ConvInteger", "QLinearConv", "FusedConv")  # FusedConv: onnxruntime's optimizer's Conv+activation
 NORMS = ("LayerNormalization", "SimplifiedLayerNormalization", "RMSNormalization")
 
 
@@ -77,7 +78,7 @@ class PerFrameOpMixesFrames(Rule):
     code, slug, severity = "SL303", "per-frame-op-mixes-frames", Severity.WARNING
     # time read as Conv3d channels also fails the channel check ("valid only when time == 4"): say it once, here
     supersedes = ("SL501", "SL101")
-    op_types = CONVS + ("MatMul", "Gemm", "BatchNormalization", "ReduceMean", "ReduceSum") + NORMS
+    op_types = CONVS + DENSE_OPS + ("BatchNormalization", "ReduceMean", "ReduceSum") + NORMS
 
     def check(self, node, ctx):
         if not node.input or not node.output or not node.input[0]:
@@ -98,7 +99,7 @@ class PerFrameOpMixesFrames(Rule):
         near = am.after_recurrence(x) or am.reaches_recurrence(node.output[0])
         if conv:
             yield from self.conv(node, ctx, am, x, shape, xa, near)
-        elif node.op_type in ("MatMul", "Gemm"):
+        elif node.op_type in DENSE_OPS:
             yield from self.dense(node, ctx, am, x, shape, xa, near)
         elif near:
             yield from self.norm(node, ctx, am, x, shape, xa)
@@ -144,7 +145,9 @@ class PerFrameOpMixesFrames(Rule):
     def dense(self, node, ctx, am, x, shape, xa, near):
         if len(node.input) < 2 or not am.is_weight(node.input[1]) or len(shape) < 2 or not near:
             return
-        if node.op_type == "Gemm":
+        if node.op_type == "FusedMatMul" and any(a.i for a in node.attribute if a.name.startswith("trans")):
+            return  # a transposed operand: which axis it contracts is not followed
+        if node.op_type in ("Gemm", "FusedGemm"):
             trans_a = next((a.i for a in node.attribute if a.name == "transA"), 0)
             axis = 0 if trans_a else 1
         else:
