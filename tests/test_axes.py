@@ -660,3 +660,10 @@ def test_a_cell_whose_state_term_is_folded_into_gemm_c_is_an_unrolled_recurrence
     (rc,) = am.recurrences
     assert rc.kind == "unrolled" and r.table.shape(rc.tensor)[rc.time_axis] == 40
     assert not [d for d in r.diagnostics]
+
+
+def test_a_cell_step_whose_result_only_sizes_a_zeros_like_is_no_unrolled_recurrence():
+    # Keras runs a masked GRU's cell once on step 0 outside its while loop, for the shape of a zeros_like
+    r, am = _fixture_axes("healthy/tf2onnx_masked_gru_final_state.onnx")
+    assert am.unrolled_over_dynamic() == [] and not r.diagnostics
+    assert [rc.kind for rc in am.recurrences] == ["loop"]
