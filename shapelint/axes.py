@@ -58,7 +58,7 @@ import onnx
 
 from .dims import Dim, Relation, compare, exact_quotient, format_dim, has_floor, is_named, product, ratio
 from .poly import Poly, canonical
-from .graph import ModelGraph
+from .graph import ModelGraph, constant_node_value
 from .infer import ShapeTable
 from .infer.registry import values_of
 
@@ -2145,9 +2145,30 @@ class AxisMap:
                 return True
         return False
 
+    def _loop_counters(self, body) -> set[str]:
+        """Carried values that count the iterations: each one's new value is itself plus a constant 1 (a
+        tf.while_loop's own step counter, which tf2onnx carries beside the Loop's iteration number).  Where it
+        starts is not checked here: it reads the steps in the order the iterations do either way."""
+        producers = {o: n for n in body.node for o in n.output if o}
+        out = set()
+        for k in range(2, len(body.input)):
+            if k - 1 >= len(body.output):
+                break
+            p = producers.get(body.output[k - 1].name)
+            if p is None or p.op_type != "Add" or len(p.input) != 2 or body.input[k].name not in p.input:
+                continue
+            other = p.input[1] if p.input[0] == body.input[k].name else p.input[0]
+            v = self._const(other)
+            if v is None:
+                v = next((constant_node_value(n) for n in body.node if n.op_type == "Constant" and other in n.output),
+                         None)
+            if v is not None and v.size == 1 and int(v.reshape(-1)[0]) == 1:
+                out.add(body.input[k].name)
+        return out
+
     def _loop_gathers(self, body, it: str, carried: dict[str, str]) -> list[tuple[str, Axis]]:
         """Outer tensors a Loop body reads one step at a time by the iteration number: (tensor, axis)."""
-        alias = {it}
+        alias = {it} | self._loop_counters(body)
         local = ({vi.name for vi in body.input} - set(carried)) | {t.name for t in body.initializer}
         out = []
         views: dict[str, str] = {}  # body tensors that are an outer tensor whole (TorchScript's x[:, :, :])
@@ -2158,7 +2179,7 @@ class AxisMap:
                 if src is not None and got is not None and len(src) == len(got) \
                         and all(_eq(a, b) for a, b in zip(src, got)):
                     views[n.output[0]] = views.get(n.input[0], n.input[0])
-            if n.op_type in ("Cast", "Identity", "Unsqueeze", "Reshape", "Squeeze", "Add", "Sub") \
+            if n.op_type in ("Cast", "Identity", "Unsqueeze", "Reshape", "Squeeze", "Add", "Sub", "Concat") \
                     and n.input and n.input[0] in alias and all(i in alias or self._const(i) is not None
                                                                for i in n.input[1:]):
                 alias.update(o for o in n.output if o)

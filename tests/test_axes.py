@@ -666,4 +666,15 @@ def test_a_cell_step_whose_result_only_sizes_a_zeros_like_is_no_unrolled_recurre
     # Keras runs a masked GRU's cell once on step 0 outside its while loop, for the shape of a zeros_like
     r, am = _fixture_axes("healthy/tf2onnx_masked_gru_final_state.onnx")
     assert am.unrolled_over_dynamic() == [] and not r.diagnostics
-    assert [rc.kind for rc in am.recurrences] == ["loop"]
+    loop = next(n for n in r.graph.graph.node if n.op_type == "Loop")
+    assert am.recurrences and all(rc.kind == "loop" and rc.node is loop for rc in am.recurrences)  # steps and mask
+
+
+def test_a_tf_while_loop_with_its_own_step_counter_is_a_recurrence_over_the_steps_it_slices():
+    # tf2onnx carries tf.while_loop's counter t beside the Loop's iteration number and reads steps[t] by a Slice
+    r, am = _fixture_axes("healthy/tf2onnx_tf_function_while_loop.onnx")
+    (rc,) = am.recurrences
+    assert rc.kind == "loop" and rc.time_axis == 0
+    transpose = next(n for n in r.graph.graph.node if n.op_type == "Transpose")
+    assert rc.tensor == transpose.output[0]  # the time-major view of x (batch, time, 5)
+    assert not r.diagnostics
