@@ -2099,7 +2099,11 @@ class AxisMap:
             elif n is not None:
                 it_new = self.new("iteration", n, o, 0, node)
                 outs.append((it_new,) + b)
-                if not gathered and self._carries_state(body, n_state):
+                if gathered:
+                    # a loop reading a sequence step by step stacks one result per step read, also where its trip
+                    # count is not provably that axis's length (a while loop with its own counter)
+                    self.label(it_new, "time", node)
+                elif self._carries_state(body, n_state):
                     # a while loop that updates a state and stacks a result per iteration (tf2onnx's Keras
                     # RNN/ConvLSTM2D loops read their input another way): its iterations are the time axis
                     self.label(it_new, "time", node)
