@@ -14,10 +14,12 @@ QUANTIZERS = ("DynamicQuantizeLinear", "QuantizeLinear", "DequantizeLinear")
 #: the closing paragraph of every SL40x rule's documentation: what the axis tracking follows
 TRACKING_LIMITS = """\
 Recurrences followed (``shapelint.axes``): ONNX LSTM/GRU/RNN (both layouts,
-any direction), Scan and Loop (the axis they iterate over, also a sequence
-carried as loop state as jax2onnx writes ``lax.scan``), and unrolled cells
+any direction) and onnxruntime's ``DynamicQuantizeLSTM``, Scan and Loop (the
+axis they iterate over, also a sequence carried as loop state as jax2onnx
+writes ``lax.scan``, a ``tf.while_loop``'s own step counter, and TorchScript's
+scripted loops that append each state to a sequence), and unrolled cells
 whose steps feed each other (Keras 3 on torch, tf2onnx's unrolled LSTMs,
-``nn.LSTMCell`` loops).  Not followed: sequence ops (``ConcatFromSequence``),
+``nn.LSTMCell`` loops).  Not followed: other sequence ops, other
 contrib-domain recurrent ops, Einsum projections.
 """
 
