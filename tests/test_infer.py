@@ -426,3 +426,14 @@ def test_a_scripted_loop_appending_each_state_stacks_one_per_iteration():
     table = infer(ModelGraph.from_model(m))
     cat = next(n for n in m.graph.node if n.op_type == "ConcatFromSequence")
     assert format_shape(table.shape(cat.output[0])) == "(batch, time, 12)"
+
+
+def test_a_while_loop_with_two_counted_conditions_runs_the_smaller_count():
+    # tf2onnx's tf.scan: maximum_iterations M = 10 and cond (t + 1 < 10.0) and (iteration < 10.0), float bounds
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "fixtures/SL404-reduction-over-features/bad_tf2onnx_tf_scan_max_hidden.onnx"
+    m = onnx.load(str(path))
+    table = infer(ModelGraph.from_model(m))
+    loop = next(n for n in m.graph.node if n.op_type == "Loop")
+    assert table.shape(loop.output[-1])[0] == 10  # onnxruntime multiplies them by a (10, 4) weight: 10 states

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import onnx
 
 from ..dims import Relation, compare, fresh_symbol
@@ -125,10 +126,28 @@ def _counted_while(ctx: NodeContext, body: onnx.GraphProto):
             t = p.input[0]
         return t
 
-    less = producers.get(through(body.output[0].name))
+    cond = producers.get(through(body.output[0].name))
+    if cond is not None and cond.op_type == "And" and len(cond.input) == 2:
+        # tf2onnx's tf.scan / maximum_iterations loops: (counter < N) and (iteration < K)
+        counts = [_counted_branch(ctx, body, producers.get(through(i)), through, producers) for i in cond.input]
+        if any(c is None for c in counts):
+            return None
+        if all(type(c) is int for c in counts):
+            return min(counts)
+        return counts[0] if all(c == counts[0] for c in counts) else None
+    return _counted_branch(ctx, body, cond, through, producers)
+
+
+def _counted_branch(ctx: NodeContext, body: onnx.GraphProto, less, through, producers):
+    """The iterations one ``Less`` of a while loop's condition allows (see :func:`_counted_while`): a carried
+    counter raised by 1 before the test, ``counter < N``: N; the Loop's own iteration number, ``i < K``: K + 1
+    (tested after iteration i); None for anything else."""
     if less is None or less.op_type != "Less" or len(less.input) != 2:
         return None
     counter, bound = through(less.input[0]), through(less.input[1])
+    if counter == body.input[0].name:
+        k = _whole_number(ctx, body, bound)
+        return None if k is None or k < 0 else k + 1
     inc = producers.get(counter)
     carried = [vi.name for vi in body.input[2:]]
     outs = [o.name for o in body.output[1:]]
@@ -152,9 +171,26 @@ def _counted_while(ctx: NodeContext, body: onnx.GraphProto):
         n = values_of(ctx.input(j + 2)) if ctx.has_input(j + 2) else None
     else:
         n = values_of(ctx.table.get(bound)) if bound in ctx.table else None
+        if n is None:
+            w = _whole_number(ctx, body, bound)  # a float bound: tf2onnx compares float counters
+            n = (w,) if w is not None else None
     if not n or len(n) != 1 or n[0] is None or isinstance(n[0], int) and n[0] < 0:
         return None
     return n[0]
+
+
+def _whole_number(ctx: NodeContext, body: onnx.GraphProto, name: str) -> int | None:
+    """A one-element constant that is a whole number, integer or float (tf2onnx compares counters as floats)."""
+    info = ctx.table.get(name) if name in ctx.table else None
+    v = info.const if info is not None else None
+    if v is None:
+        v = _const_value(body, name)
+    if v is None:
+        return None
+    flat = np.asarray(v).reshape(-1)
+    if flat.size != 1 or not np.isfinite(flat[0]) or float(flat[0]) != int(flat[0]):
+        return None
+    return int(flat[0])
 
 
 def _const_value(body: onnx.GraphProto, name: str):
@@ -205,6 +241,8 @@ def infer_control_flow(inf, ctx: NodeContext, opset_imports):
         n = trip[0] if trip and trip[0] is not None and _runs_every_trip(ctx, body) else None
         if n is None:
             n = _counted_while(ctx, body)
+            if type(n) is int and trip and type(trip[0]) is int and trip[0] >= 0:
+                n = min(n, trip[0])  # the trip count M caps a counted while loop too
         for k, info in enumerate(outs[1 : 1 + n_carried]):
             init = carried[k] if k < len(carried) else TensorInfo()
             if init.kind == "sequence" and info.kind == "sequence":
