@@ -437,3 +437,19 @@ def test_a_while_loop_with_two_counted_conditions_runs_the_smaller_count():
     table = infer(ModelGraph.from_model(m))
     loop = next(n for n in m.graph.node if n.op_type == "Loop")
     assert table.shape(loop.output[-1])[0] == 10  # onnxruntime multiplies them by a (10, 4) weight: 10 states
+
+
+def test_an_append_to_a_sequence_of_unknown_elements_does_not_claim_their_shape():
+    # the sequence input may hold tensors of any shape: only an empty one (or a loop's own appends) takes x's
+    from onnx import TensorProto, helper
+
+    f = TensorProto.FLOAT
+    seq_t = helper.make_tensor_sequence_value_info("s", f, None)
+    nodes = [helper.make_node("SequenceInsert", ["s", "x"], ["s1"]),
+             helper.make_node("ConcatFromSequence", ["s1"], ["y"], axis=0, new_axis=1)]
+    g = helper.make_graph(nodes, "g", [seq_t, helper.make_tensor_value_info("x", f, ["B", 4])],
+                          [helper.make_tensor_value_info("y", f, None)])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    table = infer(ModelGraph.from_model(m))
+    shape = table.shape("y")
+    assert shape is None or format_shape(tuple(shape[1:])) != "(B, 4)", format_shape(shape)

@@ -71,6 +71,11 @@ def _state(info: TensorInfo, invariant: bool) -> TensorInfo:
     return TensorInfo(dtype=info.dtype, shape=info.shape, kind=info.kind, elem=info.elem)
 
 
+def _empty(info: TensorInfo) -> bool:
+    """A sequence known to hold no element (SequenceEmpty's)."""
+    return info.length is not None and compare(info.length, 0).relation == Relation.EQUAL
+
+
 def _appends_once(body: onnx.GraphProto, body_in: int, body_out: int) -> bool:
     """The body's new value of a carried sequence is the old one with one SequenceInsert (``outs.append(h)``)."""
     if body_in >= len(body.input) or body_out >= len(body.output):
@@ -234,6 +239,8 @@ def infer_control_flow(inf, ctx: NodeContext, opset_imports):
             declared = from_type_proto(vi.type)
             known = info.dtype is not None or (info.kind == "sequence" and info.elem is not None)
             bound[vi.name] = _state(info, _invariant(body, k + 2, k + 1)) if known else declared
+            if info.kind == "sequence" and _empty(info) and _appends_once(body, k + 2, k + 1):
+                inf.table.appended.add(vi.name)
         outs = _walk_body(inf, body, bound, opset_imports)
         n_carried = len(carried)
         final = []
@@ -246,11 +253,11 @@ def infer_control_flow(inf, ctx: NodeContext, opset_imports):
         for k, info in enumerate(outs[1 : 1 + n_carried]):
             init = carried[k] if k < len(carried) else TensorInfo()
             if init.kind == "sequence" and info.kind == "sequence":
-                from .ops.sequence import merge_elem
-
-                empty = init.length is not None and compare(init.length, 0).relation == Relation.EQUAL
-                elem = info.elem if empty or init.elem is None else (
-                    merge_elem(init.elem, info.elem) if info.elem is not None else None)
+                empty = _empty(init)
+                if empty:
+                    elem = info.elem  # only this loop's appends
+                else:
+                    elem = _merge(init.elem, info.elem) if init.elem is not None and info.elem is not None else None
                 length = init.length + n if init.length is not None and n is not None and \
                     _appends_once(body, k + 2, k + 1) else None
                 final.append(TensorInfo(dtype=info.dtype, kind="sequence", elem=elem, length=length))

@@ -104,6 +104,9 @@ class ShapeTable:
     constraints: list = field(default_factory=list)
     #: how inference read the model where it departs from the file's words (a ``dim_value: -1`` input axis)
     notes: list[str] = field(default_factory=list)
+    #: Loop-body inputs of a sequence the loop starts empty and appends to once an iteration: what it holds
+    #: when the body runs are earlier iterations' appends, so an append gives the elements' shape
+    appended: set[str] = field(default_factory=set)
     #: analyses computed from this table (e.g. axis roles), keyed by the function computing each
     #: (:class:`shapelint.analyses.Analyses`), shared by the rules, verify and fix, freed with it
     analyses: Analyses = field(default_factory=Analyses, repr=False, compare=False)

@@ -11,16 +11,8 @@ import onnx
 
 from ...dims import Relation, compare, fresh_symbol, mul
 from ..registry import NodeContext, register
+from ..subgraphs import _merge
 from ..table import TensorInfo
-
-
-def merge_elem(a: TensorInfo | None, b: TensorInfo) -> TensorInfo:
-    """The element type two sequence entries share: the dims they agree on, a fresh dim where they differ."""
-    if a is None or a.shape is None or b.shape is None or len(a.shape) != len(b.shape):
-        return TensorInfo(dtype=(a.dtype if a is not None else None) or b.dtype,
-                          shape=None if a is not None and a.shape is not None else b.shape)
-    dims = tuple(x if compare(x, y).relation == Relation.EQUAL else fresh_symbol() for x, y in zip(a.shape, b.shape))
-    return TensorInfo(dtype=a.dtype or b.dtype, shape=dims)
 
 
 @register("SequenceEmpty")
@@ -38,7 +30,7 @@ def sequence_construct(ctx: NodeContext):
         return None
     elem = ins[0]
     for t in ins[1:]:
-        elem = merge_elem(elem, t)
+        elem = _merge(elem, t)
     return [TensorInfo(kind="sequence", elem=TensorInfo(dtype=elem.dtype, shape=elem.shape), length=len(ins))]
 
 
@@ -50,9 +42,12 @@ def sequence_insert(ctx: NodeContext):
     if seq.elem is not None and seq.elem.dtype is not None and t.dtype is not None and seq.elem.dtype != t.dtype:
         return None  # a type error: onnx's inference says so
     empty = seq.length is not None and compare(seq.length, 0).relation == Relation.EQUAL
-    elem = TensorInfo(dtype=t.dtype, shape=t.shape) if empty else merge_elem(seq.elem, t)
-    if elem.shape is None and not empty:
-        return None
+    if empty or ctx.node.input[0] in ctx.table.appended:
+        elem = TensorInfo(dtype=t.dtype, shape=t.shape)  # nothing else in it
+    else:
+        elem = _merge(seq.elem, t) if seq.elem is not None else TensorInfo()
+        if elem.shape is None:
+            return None  # elements of unknown shape: onnx's inference
     length = seq.length + 1 if seq.length is not None else None
     return [TensorInfo(kind="sequence", elem=elem, length=length)]
 
