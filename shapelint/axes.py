@@ -86,6 +86,9 @@ NORMALISATIONS = ("LayerNormalization", "SimplifiedLayerNormalization", "SkipLay
 POOLS = ("MaxPool", "AveragePool", "LpPool")
 GLOBAL_POOLS = ("GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool")
 CONVS = ("Conv", "ConvTranspose", "ConvInteger", "QLinearConv", "FusedConv")  # FusedConv: onnxruntime's Conv+act
+#: what onnxruntime's optimizer and quantizer write where a model had these ops: the same inputs and axes
+SAME_AXES_AS = {"FusedGemm": "Gemm", "MatMulInteger": "MatMul", "MatMulIntegerToFloat": "MatMul",
+                "DynamicQuantizeMatMul": "MatMul", "DynamicQuantizeLSTM": "LSTM"}
 REDUCTIONS = ("ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
               "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare")
 _COMBINE = frozenset("Mul MatMul Einsum Div Sub Add Where".split())
@@ -1217,6 +1220,7 @@ class AxisMap:
 
     def _transfer_for(self, op: str):
         """The transfer function of ``op`` (looked up once per op type and kept in ``_dispatch``)."""
+        op = SAME_AXES_AS.get(op, op)
         fn = getattr(self, f"_op_{op}", None)
         if fn is not None:
             return fn
@@ -1783,25 +1787,9 @@ class AxisMap:
         self.uses.append(Use(node, "contract", node.input[0], (0 if ta else 1,)))
         return [(rows, self.new("feature", shape[1], node.output[0], 1, node))]
 
-    def _op_DynamicQuantizeLSTM(self, node):
-        return self._recurrent(node)  # onnxruntime's quantized LSTM: the LSTM's inputs, outputs and axes
-
-    # onnxruntime's optimizer and quantizer write these where a model had MatMul/Gemm (deployed variants)
-    def _op_FusedGemm(self, node):
-        return self._op_Gemm(node)  # Gemm with its activation fused in: the same axes
-
     def _op_FusedMatMul(self, node):
         if any(self._attr(node, a, 0) for a in ("transA", "transB", "transBatchA", "transBatchB")):
             return None  # a transposed operand: not followed
-        return self._op_MatMul(node)
-
-    def _op_MatMulInteger(self, node):
-        return self._op_MatMul(node)  # the quantized activation times the int8 weight
-
-    def _op_MatMulIntegerToFloat(self, node):
-        return self._op_MatMul(node)
-
-    def _op_DynamicQuantizeMatMul(self, node):
         return self._op_MatMul(node)
 
     def _op_DynamicQuantizeLinear(self, node):

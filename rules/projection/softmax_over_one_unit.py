@@ -98,7 +98,7 @@ class SoftmaxOverOneUnit(Rule):
                 return None
             if p.op_type in ("MatMul", "Gemm") and len(p.input) >= 2:
                 w = ctx.shape(p.input[1])
-                if w is None or len(w) < 2 or ctx.const(p.input[1]) is None and not _is_initializer(ctx, p.input[1]):
+                if w is None or len(w) < 2 or not _is_weight(ctx, p.input[1]):
                     return None
                 trans_b = p.op_type == "Gemm" and _attr(p, "transB", 0)
                 unit = w[0] if trans_b else w[-1]
@@ -113,16 +113,16 @@ class SoftmaxOverOneUnit(Rule):
                 axis = len(src) - 1
                 tensor = p.input[0]
                 continue
-            data = [i for i in p.input if i and ctx.const(i) is None and not _is_initializer(ctx, i)]
+            data = [i for i in p.input if i and not _is_weight(ctx, i)]
             if len(data) != 1:
                 return None  # two computed operands: not a bias or a scale on the Dense's output
             tensor = data[0]
         return None
 
 
-def _is_initializer(ctx, name: str) -> bool:
-    """A weight of the file (an initializer), without reading its values."""
-    return ctx.graph.initializer(name) is not None
+def _is_weight(ctx, name: str) -> bool:
+    """An initializer (asked first: its values are not read) or a small constant."""
+    return ctx.graph.initializer(name) is not None or ctx.const(name) is not None
 
 
 def _attr(node, name, default=None):
