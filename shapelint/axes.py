@@ -2320,7 +2320,9 @@ class AxisMap:
             if set(steps) != {0} or not dynamic(src, k) or self.is_weight(src) or key(src, k) in seen:
                 continue
             state = self._one_step_state(steps[0][0])
-            if state is not None and not self._from_caller(state) and self._values_reach_output(steps[0][0]):
+            # (live: what reaches an output by value, not only through Shape/Size: Keras runs the cell once on
+            # step 0 outside its while loop just to size the loop's zeros_like, not a step of the model)
+            if state is not None and not self._from_caller(state) and steps[0][0] in self.live:
                 # (a state the caller passes in, a graph input, makes a step function: one step per call by design,
                 # a streaming model or a one-step decoder, not a recurrence cut to the traced length)
                 seen.add(key(src, k))
@@ -2364,24 +2366,6 @@ class AxisMap:
                             nxt.append(o)
             frontier = nxt
         return None
-
-    def _values_reach_output(self, t: str, budget: int = 4000) -> bool:
-        """What is computed from ``t`` reaches a graph output by value, not only through Shape/Size (Keras runs the
-        cell once on step 0 outside its while loop to size the loop's zeros_like: not a step of the model)."""
-        outputs = {o.name for o in self.graph.graph.output}
-        seen, stack = {t}, [t]
-        while stack and len(seen) < budget:
-            u = stack.pop()
-            if u in outputs:
-                return True
-            for c in self.graph.consumers(u):
-                if c.op_type in ("Shape", "Size"):
-                    continue
-                for o in c.output:
-                    if o and o not in seen:
-                        seen.add(o)
-                        stack.append(o)
-        return len(seen) >= budget  # too far to tell: as before
 
     def _from_caller(self, t: str, depth: int = 8) -> bool:
         """``t`` is (a part of) a graph input: read through the slices, squeezes and casts that take a state apart."""
