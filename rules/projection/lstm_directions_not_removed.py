@@ -108,9 +108,11 @@ class LstmDirectionsNotRemoved(Rule):
         am = ctx.axis_map
         if not am.recurrences:
             return
-        rows_for_dense, mixes = set(), {}
+        rows_for_dense, mixes, concats = set(), {}, []
         for n in ctx.graph.topological_order():
-            if n.op_type in ("Reshape", "Flatten"):
+            if n.op_type == "Concat" and len(n.input) >= 2 and n.output and n.output[0]:
+                concats.append(n)
+            elif n.op_type in ("Reshape", "Flatten"):
                 with ctx.isolated(n):
                     mix = am.direction_mix(n)
                     if mix is not None:
@@ -128,12 +130,11 @@ class LstmDirectionsNotRemoved(Rule):
                 with ctx.isolated(n):
                     yield self.mix(n, mix[0], mix[1], am, ctx)
         outputs = {o.name for o in ctx.graph.graph.output}
-        for n in ctx.graph.topological_order():
-            if n.op_type == "Concat" and len(n.input) >= 2 and n.output and n.output[0]:
-                with ctx.isolated(n):
-                    found = self.directions_joined(n, am, ctx, outputs)
-                    if found:
-                        yield found
+        for n in concats:
+            with ctx.isolated(n):
+                found = self.directions_joined(n, am, ctx, outputs)
+                if found:
+                    yield found
 
     # ------------------------------------------------------------ directions concatenated on the wrong axis
     def directions_joined(self, n, am, ctx, outputs):
