@@ -46,13 +46,17 @@ def _walk_body(inf, body: onnx.GraphProto, bound: dict[str, TensorInfo], opset_i
     return outs
 
 
-def _invariant(body: onnx.GraphProto, body_in: int, body_out: int) -> bool:
+def _producers(body: onnx.GraphProto) -> dict[str, onnx.NodeProto]:
+    """A body's tensor name -> the node writing it (built once per Loop or Scan)."""
+    return {o: n for n in body.node for o in n.output if o}
+
+
+def _invariant(body: onnx.GraphProto, body_in: int, body_out: int, producers: dict) -> bool:
     """The body hands carried input ``body_in`` on unchanged as output ``body_out`` (tf2onnx carries its weights
     and bounds so): only then is the initial value the value of every iteration."""
     if body_in >= len(body.input) or body_out >= len(body.output):
         return False
     want, t = body.input[body_in].name, body.output[body_out].name
-    producers = {o: n for n in body.node for o in n.output if o}
     for _ in range(8):
         if t == want:
             return True
@@ -76,12 +80,11 @@ def _empty(info: TensorInfo) -> bool:
     return info.length is not None and compare(info.length, 0).relation == Relation.EQUAL
 
 
-def _appends_once(body: onnx.GraphProto, body_in: int, body_out: int) -> bool:
+def _appends_once(body: onnx.GraphProto, body_in: int, body_out: int, producers: dict) -> bool:
     """The body's new value of a carried sequence is the old one with one SequenceInsert (``outs.append(h)``)."""
     if body_in >= len(body.input) or body_out >= len(body.output):
         return False
-    out = body.output[body_out].name
-    p = next((n for n in body.node if out in n.output), None)
+    p = producers.get(body.output[body_out].name)
     return p is not None and p.op_type == "SequenceInsert" and len(p.input) == 2 and \
         p.input[0] == body.input[body_in].name
 
@@ -115,13 +118,12 @@ def _runs_every_trip(ctx: NodeContext, body: onnx.GraphProto) -> bool:
     return False
 
 
-def _counted_while(ctx: NodeContext, body: onnx.GraphProto):
+def _counted_while(ctx: NodeContext, body: onnx.GraphProto, producers: dict):
     """Iterations of a while loop that counts: a carried counter starting at 0, raised by 1 each iteration,
     and a condition ``counter < N`` with ``N`` loop-invariant (tf2onnx writes Keras RNN loops so); None
     when the loop does not have that form."""
     if len(body.input) < 3 or not body.output:
         return None
-    producers = {o: n for n in body.node for o in n.output if o}
 
     def through(t):
         for _ in range(4):
@@ -228,6 +230,7 @@ def infer_control_flow(inf, ctx: NodeContext, opset_imports):
     body = _graph_attr(node, "body")
     if body is None:
         return None
+    producers = _producers(body)
     if node.op_type == "Loop":
         # inputs: M, cond, v_initial...; body inputs: iter, cond, v...
         carried = [ctx.input(i) for i in range(2, len(node.input))]
@@ -238,8 +241,8 @@ def infer_control_flow(inf, ctx: NodeContext, opset_imports):
         for k, (vi, info) in enumerate(zip(body.input[2:], carried)):
             declared = from_type_proto(vi.type)
             known = info.dtype is not None or (info.kind == "sequence" and info.elem is not None)
-            bound[vi.name] = _state(info, _invariant(body, k + 2, k + 1)) if known else declared
-            if info.kind == "sequence" and _empty(info) and _appends_once(body, k + 2, k + 1):
+            bound[vi.name] = _state(info, _invariant(body, k + 2, k + 1, producers)) if known else declared
+            if info.kind == "sequence" and _empty(info) and _appends_once(body, k + 2, k + 1, producers):
                 inf.table.appended.add(vi.name)
         outs = _walk_body(inf, body, bound, opset_imports)
         n_carried = len(carried)
@@ -247,7 +250,7 @@ def infer_control_flow(inf, ctx: NodeContext, opset_imports):
         trip = values_of(ctx.input(0)) if ctx.has_input(0) else None
         n = trip[0] if trip and trip[0] is not None and _runs_every_trip(ctx, body) else None
         if n is None:
-            n = _counted_while(ctx, body)
+            n = _counted_while(ctx, body, producers)
             if type(n) is int and trip and type(trip[0]) is int and trip[0] >= 0:
                 n = min(n, trip[0])  # the trip count M caps a counted while loop too
         for k, info in enumerate(outs[1 : 1 + n_carried]):
@@ -259,7 +262,7 @@ def infer_control_flow(inf, ctx: NodeContext, opset_imports):
                 else:
                     elem = _merge(init.elem, info.elem) if init.elem is not None and info.elem is not None else None
                 length = init.length + n if init.length is not None and n is not None and \
-                    _appends_once(body, k + 2, k + 1) else None
+                    _appends_once(body, k + 2, k + 1, producers) else None
                 final.append(TensorInfo(dtype=info.dtype, kind="sequence", elem=elem, length=length))
                 continue
             final.append(_merge(init, info) if init.shape is not None else TensorInfo(dtype=info.dtype))
@@ -292,7 +295,7 @@ def infer_control_flow(inf, ctx: NodeContext, opset_imports):
                 seq_len = seq_len if seq_len is not None else info.shape[ax]
                 info = TensorInfo(dtype=info.dtype, shape=tuple(d for i, d in enumerate(info.shape) if i != ax))
             elif k < n_state:
-                info = _state(info, _invariant(body, k, k))
+                info = _state(info, _invariant(body, k, k, producers))
             bound[vi.name] = info
         outs = _walk_body(inf, body, bound, opset_imports)
         final = [_merge(ins[k], outs[k]) if ins[k].shape is not None else outs[k] for k in range(n_state)]
